@@ -1,5 +1,14 @@
 // VM harness: boots a real guest under QEMU for tests, the demo and benchmarks.
-// (Implementation lands with issue #2; this is the interface other areas code against.)
+// Each guest gets private qcow2 overlays on the cached base images, a QMP socket, the LiveMR channel
+// (virtio-serial port org.livemr.0) and a control channel (org.livemr.ctl) served by the guest's
+// control agent. Teardown always kills QEMU by PID and removes the VM's directory; a process exit
+// handler does the same for VMs a crashed test left behind. See docs/testbed.md.
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureGuestImage, type GuestImage } from '../../vm-images/build.js';
 
 export interface GuestDisk {
   /** virtio serial the guest sees in /sys/block/vdX/serial; also its mount point /mnt/<serial> */
@@ -8,11 +17,12 @@ export interface GuestDisk {
   overlay: string;
   /** byte offset of the ext4 filesystem on the disk (0 = whole disk, >0 = partition 1 start) */
   fsOffset: number;
-  /** qdev id of the virtio-blk device and node-name of the format node in QEMU */
+  /** qdev id of the virtio-blk device; the format node is `<id>-fmt`, the file node `<id>-file` */
   id: string;
 }
 
 export interface ExecResult { code: number; stdout: Buffer; stderr: Buffer }
+export interface ExecOptions { timeoutMs?: number; stdin?: Buffer | string }
 
 export interface GuestVm {
   dir: string;
@@ -25,11 +35,11 @@ export interface GuestVm {
   consoleLog: string;
   disks: GuestDisk[];
   /** run `sh -c command` in the guest */
-  exec(command: string, opts?: { timeoutMs?: number; stdin?: Buffer | string }): Promise<ExecResult>;
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
   /** like exec but throws unless exit code 0; returns stdout as string */
-  sh(command: string, opts?: { timeoutMs?: number; stdin?: Buffer | string }): Promise<string>;
+  sh(command: string, opts?: ExecOptions): Promise<string>;
   /** copy a host file into the guest */
-  put(hostPath: string, guestPath: string): Promise<void>;
+  put(hostPath: string, guestPath: string, mode?: number): Promise<void>;
   /** clean shutdown if possible, QEMU killed by PID otherwise; removes overlays and sockets */
   shutdown(): Promise<void>;
 }
@@ -40,8 +50,247 @@ export interface BootOptions {
   channel?: boolean;
   /** extra QEMU arguments */
   extraArgs?: string[];
-  /** prefix of the log name */
+  /** prefix of the VM directory name, for logs */
   name?: string;
+  /** keep the console log in test-artifacts/ even on success */
+  keepLog?: boolean;
+  bootTimeoutMs?: number;
 }
 
-export declare function bootGuest(opts?: BootOptions): Promise<GuestVm>;
+export class GuestError extends Error {
+  override name = 'GuestError';
+}
+
+const live = new Map<number, string>(); // QEMU pid → VM dir, for the exit handler
+process.on('exit', () => {
+  for (const [pid, dir] of live) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Root of all harness VM directories; global teardown sweeps it for leftovers of dead runs. */
+export const vmRoot = (): string => join(tmpdir(), 'livemr-vms');
+
+/** KVM only where it really works: hardware virtualization flags, or forced with LIVEMR_ACCEL. */
+export function chooseAccel(): { accel: 'kvm' | 'tcg'; why: string } {
+  const forced = process.env.LIVEMR_ACCEL;
+  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, why: 'forced by LIVEMR_ACCEL' };
+  const flags = readFileSync('/proc/cpuinfo', 'utf8');
+  if (existsSync('/dev/kvm') && /^flags\s*:.*\b(vmx|svm)\b/m.test(flags)) return { accel: 'kvm', why: 'CPU has vmx/svm' };
+  return { accel: 'tcg', why: existsSync('/dev/kvm') ? '/dev/kvm without vmx/svm (software KVM: stock kernels crash)' : 'no /dev/kvm' };
+}
+
+function makeOverlay(base: string, overlay: string): void {
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, overlay]);
+}
+
+export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
+  const image: GuestImage = await ensureGuestImage();
+  mkdirSync(vmRoot(), { recursive: true });
+  const dir = mkdtempSync(join(vmRoot(), `${opts.name ?? 'vm'}-${process.pid}-`));
+  writeFileSync(join(dir, 'owner'), String(process.pid));
+  const p = (f: string) => join(dir, f);
+  const { accel, why } = chooseAccel();
+
+  const disks: GuestDisk[] = [
+    { serial: 'data', overlay: p('data.qcow2'), fsOffset: 0, id: 'vd-data' },
+    { serial: 'pdata', overlay: p('pdata.qcow2'), fsOffset: image.pdataFsOffset, id: 'vd-pdata' },
+  ];
+  makeOverlay(image.root, p('root.qcow2'));
+  makeOverlay(image.data, disks[0]!.overlay);
+  makeOverlay(image.pdata, disks[1]!.overlay);
+
+  const blk = (id: string, serial: string, file: string) => [
+    '-blockdev', `driver=file,filename=${file},node-name=${id}-file,cache.direct=off`,
+    '-blockdev', `driver=qcow2,file=${id}-file,node-name=${id}-fmt`,
+    '-device', `virtio-blk-pci,drive=${id}-fmt,id=${id},serial=${serial}`,
+  ];
+  const args = [
+    '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max', '-smp', '1',
+    '-m', String(opts.memoryMb ?? 512), '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-kernel', image.vmlinuz, '-initrd', image.initrd,
+    '-append', 'console=ttyS0 panic=-1 quiet loglevel=4',
+    '-serial', `file:${p('console.log')}`,
+    '-qmp', `unix:${p('qmp.sock')},server=on,wait=off`,
+    '-pidfile', p('qemu.pid'),
+    ...blk('vd-root', 'root', p('root.qcow2')),
+    ...disks.flatMap((d) => blk(d.id, d.serial, d.overlay)),
+    '-device', 'virtio-serial-pci,id=vser0',
+    '-chardev', `socket,id=ctl,path=${p('ctl.sock')},server=on,wait=off`,
+    '-device', 'virtserialport,bus=vser0.0,chardev=ctl,name=org.livemr.ctl',
+    ...(opts.channel === false ? [] : [
+      '-chardev', `socket,id=livemr0,path=${p('channel.sock')},server=on,wait=off`,
+      '-device', 'virtserialport,bus=vser0.0,chardev=livemr0,name=org.livemr.0,id=livemr0-port',
+    ]),
+    ...(opts.extraArgs ?? []),
+  ];
+  writeFileSync(p('qemu.args'), JSON.stringify(args));
+  const t0 = Date.now();
+  const stderrLog = p('qemu.stderr');
+  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+  const pid = child.pid!;
+  live.set(pid, dir);
+  let qemuStderr = '';
+  child.stderr!.on('data', (b: Buffer) => { qemuStderr += b.toString(); });
+  let exited: { code: number | null; signal: string | null } | undefined;
+  child.on('exit', (code, signal) => { exited = { code, signal }; writeFileSync(stderrLog, qemuStderr); });
+
+  const ctl = new ControlChannel(p('ctl.sock'));
+  const kill = async () => {
+    ctl.close();
+    if (!exited) {
+      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+      for (let i = 0; i < 50 && !exited; i++) await sleep(20);
+      if (!exited) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+      for (let i = 0; i < 100 && !exited; i++) await sleep(20);
+    }
+    live.delete(pid);
+  };
+  const keepLog = (reason: string) => {
+    const art = join(process.cwd(), 'test-artifacts');
+    mkdirSync(art, { recursive: true });
+    const dest = join(art, `${opts.name ?? 'vm'}-${pid}-console.log`);
+    try { copyFileSync(p('console.log'), dest); } catch { /* no log */ }
+    return `${reason} (console log: ${dest}; qemu stderr: ${qemuStderr.trim().slice(-500)})`;
+  };
+
+  try {
+    await ctl.connect(() => exited, opts.bootTimeoutMs ?? 60_000);
+  } catch (e) {
+    await kill();
+    const msg = keepLog(`guest did not come up: ${(e as Error).message}`);
+    rmSync(dir, { recursive: true, force: true });
+    throw new GuestError(msg);
+  }
+  const bootMs = Date.now() - t0;
+  console.error(`[vm] ${opts.name ?? 'vm'}: ${accel} (${why}), boot to ready ${bootMs} ms, pid ${pid}`);
+
+  const vm: GuestVm = {
+    dir, pid, accel, bootMs, disks,
+    qmpSocket: p('qmp.sock'),
+    channelSocket: p('channel.sock'),
+    consoleLog: p('console.log'),
+    exec: (command, o = {}) => ctl.exec(command, o),
+    async sh(command, o = {}) {
+      const r = await ctl.exec(command, o);
+      if (r.code !== 0) {
+        throw new GuestError(`guest command failed (${r.code}): ${command}\n${r.stderr.toString()}${r.stdout.toString()}`);
+      }
+      return r.stdout.toString();
+    },
+    async put(hostPath, guestPath, mode = 0o644) {
+      await ctl.request({ op: 'put', path: guestPath, mode, data: readFileSync(hostPath).toString('base64') });
+    },
+    async shutdown() {
+      if (!live.has(pid)) return;
+      // A clean poweroff flushes the guest; QEMU exits because of -no-reboot / ACPI off.
+      if (!exited) {
+        ctl.request({ op: 'sh', script: 'sync; poweroff -f' }, 3000).catch(() => {});
+        for (let i = 0; i < 150 && !exited; i++) await sleep(20);
+      }
+      await kill();
+      if (opts.keepLog) keepLog('kept');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return vm;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Host side of the control agent protocol (vm-images/guest/ctl-agent.ts): JSON lines. */
+class ControlChannel {
+  private sock?: Socket;
+  private buf = '';
+  private nextId = 1;
+  private waiting = new Map<number, { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  private closed = false;
+
+  constructor(private readonly path: string) {}
+
+  /** Connects (QEMU creates the socket a moment after start) and pings until the agent answers. */
+  async connect(exited: () => unknown, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.sock) {
+      if (exited()) throw new Error('QEMU exited during boot');
+      if (Date.now() > deadline) throw new Error('timeout waiting for the control socket');
+      if (existsSync(this.path)) {
+        try {
+          this.sock = await new Promise<Socket>((res, rej) => {
+            const s = connect(this.path, () => res(s));
+            s.once('error', rej);
+          });
+        } catch { await sleep(50); }
+      } else await sleep(20);
+    }
+    this.sock.setEncoding('utf8');
+    this.sock.on('data', (d: string) => this.onData(d));
+    this.sock.on('error', () => {});
+    this.sock.on('close', () => this.failAll(new GuestError('control channel closed')));
+    for (;;) {
+      if (exited()) throw new Error('QEMU exited during boot');
+      if (Date.now() > deadline) throw new Error(`no answer from the control agent in ${timeoutMs} ms`);
+      try {
+        await this.request({ op: 'ping' }, 500);
+        return;
+      } catch { /* not up yet */ }
+    }
+  }
+
+  private onData(d: string): void {
+    this.buf += d;
+    let nl: number;
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl);
+      this.buf = this.buf.slice(nl + 1);
+      let msg: { id?: number; ok?: boolean; error?: string };
+      try { msg = JSON.parse(line); } catch { continue; }
+      if (typeof msg.id !== 'number') continue; // e.g. the agent's "ready" event
+      const w = this.waiting.get(msg.id);
+      if (!w) continue;
+      this.waiting.delete(msg.id);
+      if (msg.ok) w.resolve(msg as Record<string, unknown>);
+      else w.reject(new GuestError(`control agent: ${msg.error}`));
+    }
+  }
+
+  private failAll(e: Error): void {
+    for (const w of this.waiting.values()) w.reject(e);
+    this.waiting.clear();
+  }
+
+  request(req: Record<string, unknown>, timeoutMs = 120_000): Promise<Record<string, unknown>> {
+    if (!this.sock || this.closed) return Promise.reject(new GuestError('control channel not connected'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new GuestError(`control request ${String(req.op)} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(id, {
+        resolve: (v) => { clearTimeout(timer); resolve(v); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
+      this.sock!.write(JSON.stringify({ id, ...req }) + '\n');
+    });
+  }
+
+  async exec(script: string, o: ExecOptions): Promise<ExecResult> {
+    const r = await this.request(
+      { op: 'sh', script, timeoutMs: o.timeoutMs, stdin: o.stdin === undefined ? undefined : Buffer.from(o.stdin).toString('base64') },
+      (o.timeoutMs ?? 120_000) + 5000,
+    );
+    return {
+      code: r.code as number,
+      stdout: Buffer.from(r.stdout as string, 'base64'),
+      stderr: Buffer.from(r.stderr as string, 'base64'),
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.sock?.destroy();
+    this.failAll(new GuestError('control channel closed'));
+  }
+}
