@@ -22,6 +22,11 @@ const KERNEL_META = 'linux-image-cloud-amd64';
 const WANTED_MODULES = ['virtio_pci', 'virtio_blk', 'virtio_console', 'virtio_net'];
 /** Host tools copied into the guest with their shared libraries (busybox covers the rest). */
 const HOST_TOOLS = ['/usr/sbin/filefrag', '/usr/bin/setfattr', '/usr/bin/getfattr', '/usr/bin/fallocate', '/usr/bin/dd'];
+/**
+ * Guest-side LiveMR artifacts (the bundled helper, its addon), built by scripts/build-native-*.sh
+ * before the image; copied to /opt/livemr. Boot scripts in vm-images/guest/boot.d run at boot.
+ */
+const GUEST_BUILD = resolve(HERE, '../build/guest');
 const DATA_DISK_BYTES = 256 * 1024 * 1024;
 /** Partition 1 of the `pdata` disk starts here: deliberately not 4 KiB-aligned (sector 2050). */
 export const PDATA_PART_START = 2050 * 512;
@@ -70,6 +75,15 @@ function dpkgVersion(pkg: string): string {
   return sh('dpkg-query', ['-W', '-f=${Version}', pkg]);
 }
 
+/** Regular files under dir (recursive, sorted); none if dir is missing. */
+function listFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
+    .sort();
+}
+
 function hashFiles(paths: string[]): string {
   const h = createHash('sha256');
   for (const p of paths) h.update(p).update(readFileSync(p));
@@ -86,7 +100,7 @@ function inputs() {
     e2fsprogs: dpkgVersion('e2fsprogs'),
     node: { path: process.execPath, version: process.version, size: node.size, mtime: node.mtimeMs },
     tools: HOST_TOOLS.map((t) => `${t}:${statSync(t).mtimeMs}`),
-    sources: hashFiles([fileURLToPath(import.meta.url), ...readdirSync(guestDir).sort().map((f) => join(guestDir, f))]),
+    sources: hashFiles([fileURLToPath(import.meta.url), ...listFiles(guestDir), ...listFiles(GUEST_BUILD)]),
   };
 }
 
@@ -254,6 +268,15 @@ function buildRootTree(rootDir: string): void {
   execFileSync('strip', ['--strip-all', join(rootDir, 'usr/bin/node')]);
   for (const t of HOST_TOOLS) copyWithLibs(t, rootDir);
   copyFileSync(join(HERE, 'guest/init'), join(rootDir, 'sbin/init'));
+  for (const f of listFiles(GUEST_BUILD)) {
+    const dest = join(rootDir, 'opt/livemr', f.slice(GUEST_BUILD.length + 1));
+    mkdirSync(dirname(dest), { recursive: true });
+    copyFileSync(f, dest);
+  }
+  for (const f of listFiles(join(HERE, 'guest/boot.d'))) {
+    copyFileSync(f, join(rootDir, 'etc/livemr/boot.d', basename(f)));
+    chmodSync(join(rootDir, 'etc/livemr/boot.d', basename(f)), 0o755);
+  }
   chmodSync(join(rootDir, 'sbin/init'), 0o755);
   writeFileSync(join(rootDir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:alice:/home/alice:/bin/sh\n');
   writeFileSync(join(rootDir, 'etc/group'), 'root:x:0:\nalice:x:1000:\n');
