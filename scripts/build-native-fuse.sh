@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the composed-files FUSE addon (src/fs/native/*.c) into build/livemr_fuse.node.
+# Offline: uses the system libfuse3 (pkg-config fuse3) and the Node headers already on the machine.
+# Rebuilds only when the sources, this script or the compiler flags change (stamp = their hash).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '[build-native-fuse] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+out=build/livemr_fuse.node
+stamp=build/livemr_fuse.stamp
+srcs=(src/fs/native/*.c)
+
+command -v cc >/dev/null || die "no C compiler (cc): install build-essential (scripts/apt-packages.txt)"
+command -v pkg-config >/dev/null || die "pkg-config missing: install pkg-config (scripts/apt-packages.txt)"
+pkg-config --exists fuse3 || die "libfuse3 development files missing: apt-get install libfuse3-dev"
+
+node_inc=${LIVEMR_NODE_INCLUDE:-}
+if [[ -z $node_inc ]]; then
+  for d in "$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node" /usr/include/node /usr/local/include/node; do
+    [[ -f $d/node_api.h ]] && { node_inc=$d; break; }
+  done
+fi
+[[ -n $node_inc && -f $node_inc/node_api.h ]] ||
+  die "Node headers (node_api.h) not found in <node prefix>/include/node, /usr/include/node or /usr/local/include/node; set LIVEMR_NODE_INCLUDE (no download is attempted)"
+[[ -f $(pkg-config --variable=includedir fuse3)/fuse3/fuse_lowlevel.h ]] || die "fuse3/fuse_lowlevel.h missing: apt-get install libfuse3-dev"
+
+cflags=(-O2 -g -Wall -Wextra -Werror -std=gnu11 -shared -fPIC -I"$node_inc" $(pkg-config --cflags fuse3))
+libs=($(pkg-config --libs fuse3) -lpthread)
+key=$( { cat "${srcs[@]}" "$0"; echo "${cflags[*]} ${libs[*]}"; cc --version | head -1; } | sha256sum | cut -d' ' -f1)
+if [[ -f $out && -f $stamp && "$(cat "$stamp")" == "$key" ]]; then exit 0; fi
+
+mkdir -p build
+log "compiling ${srcs[*]} -> $out"
+cc "${cflags[@]}" "${srcs[@]}" -o "$out.tmp" "${libs[@]}" || die "compilation failed"
+mv -f "$out.tmp" "$out"
+echo "$key" > "$stamp"
