@@ -27,8 +27,18 @@ fi
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [[ ! -f node_modules/.livemr-lock || "$(cat node_modules/.livemr-lock)" != "$lock_sum" ]]; then
   log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' >&2 || true
-  [[ -d node_modules/vitest ]] || { log "npm ci failed"; exit 1; }
+  npm_log=$(mktemp)
+  if ! npm ci --no-audit --no-fund --loglevel=error >"$npm_log" 2>&1; then
+    # npm 11 rejects lockfiles that lack other platforms' optional packages (rollup's natives);
+    # `npm install` still installs exactly the locked versions, without rewriting the lockfile.
+    if grep -q 'Missing: .* from lock file' "$npm_log"; then
+      log "npm ci refused the lockfile's optional platform packages; installing the locked versions with npm install"
+      npm install --no-save --no-audit --no-fund --loglevel=error >"$npm_log" 2>&1 || { cat "$npm_log" >&2; exit 1; }
+    else
+      grep -v 'Unknown user config' "$npm_log" >&2; exit 1
+    fi
+  fi
+  rm -f "$npm_log"
   echo "$lock_sum" > node_modules/.livemr-lock
 fi
 
