@@ -128,6 +128,7 @@ export async function ensureGuestImage(): Promise<GuestImage> {
       rmSync(work, { recursive: true, force: true }); // another build won the race
     }
     log(`guest image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    pruneOldImages(key);
     return JSON.parse(readFileSync(manifest, 'utf8')) as GuestImage;
   } catch (e) {
     rmSync(work, { recursive: true, force: true });
@@ -206,6 +207,20 @@ async function buildInto(work: string, key: string, finalDir: string): Promise<G
     vmlinuz: at('vmlinuz'), initrd: at('initrd.img'), root: at('root.qcow2'),
     data: at('data.qcow2'), pdata: at('pdata.qcow2'), pdataFsOffset: PDATA_PART_START,
   };
+}
+
+/**
+ * Keeps the image cache bounded: drops images other than `keep` that are over a day old (a younger
+ * one may still back a running test VM's overlays), and leftovers of interrupted builds.
+ */
+function pruneOldImages(keep: string): void {
+  const root = join(cacheRoot(), 'images');
+  const dayAgo = Date.now() - 24 * 3600 * 1000;
+  for (const name of readdirSync(root)) {
+    if (name === keep) continue;
+    const dir = join(root, name);
+    if (statSync(dir).mtimeMs < dayAgo) rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Wanted modules and their dependencies, dependencies first (read from each .ko's modinfo). */
