@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 // run one at a time.
 export default defineConfig({
   test: {
+    reporters: ['default', './test/harness/summary-reporter.ts'],
     projects: [
       {
         test: {

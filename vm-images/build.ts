@@ -86,7 +86,8 @@ function listFiles(dir: string): string[] {
 
 function hashFiles(paths: string[]): string {
   const h = createHash('sha256');
-  for (const p of paths) h.update(p).update(readFileSync(p));
+  const repo = resolve(HERE, '..');
+  for (const p of paths) h.update(p.startsWith(repo) ? p.slice(repo.length) : p).update(readFileSync(p));
   return h.digest('hex');
 }
 
