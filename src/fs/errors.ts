@@ -1,0 +1,23 @@
+// Typed errors of the composed-files area. `code` is stable and travels over the control socket.
+
+export type FsErrorCode =
+  | 'EBADSEGMENT' // a segment with a bad offset/length/file
+  | 'EBADNAME' // a composed-file name that cannot be a file name
+  | 'ENOFILE' // no composed file of that name
+  | 'ENOTHOLE' // fill() outside a zero-fill region
+  | 'ETOOBIG' // offsets or sizes beyond 2^53 (exact in a double, far beyond any disk image)
+  | 'EJOURNAL' // the journal cannot be read or written
+  | 'ELOCKED' // another process owns the state directory
+  | 'EMOUNT' // mounting / unmounting failed
+  | 'ENATIVE' // the native addon is missing or broken
+  | 'EPROTO'; // a malformed control-socket message
+
+export class FsError extends Error {
+  override name = 'FsError';
+  constructor(
+    readonly code: FsErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,150 @@
+// An fsync'd append-only record log, the persistence of the composition store (docs/fs.md).
+//
+//   file   = "LMRJRNL1" record*
+//   record = u32le payload length | u32le crc32(payload) | payload
+//
+// A record counts once its bytes and the fdatasync that follows are done. On open, replay stops at
+// the first record that is incomplete or fails its CRC (a write torn by a crash) and the file is cut
+// back to the last good record. rewrite() replaces the whole log atomically (tmp, fsync, rename,
+// fsync of the directory) for compaction.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { FsError } from './errors.js';
+
+const MAGIC = Buffer.from('LMRJRNL1');
+const HEADER = 8;
+/** Upper bound of one record: a length field beyond it is corruption, not an allocation request. */
+export const MAX_RECORD = 1 << 30;
+
+export interface ReplayResult {
+  records: Buffer[];
+  /** bytes dropped from a torn or corrupt tail */
+  droppedBytes: number;
+}
+
+export class Journal {
+  private constructor(
+    readonly file: string,
+    private fd: number,
+    private bytes: number,
+  ) {}
+
+  /** Opens (creating if needed) the log and returns its valid records. */
+  static open(file: string): { journal: Journal; replay: ReplayResult } {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    } catch (e) {
+      throw new FsError('EJOURNAL', `cannot open journal ${file}: ${(e as Error).message}`);
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size === 0) {
+        fs.writeSync(fd, MAGIC, 0, MAGIC.length, 0);
+        fs.fdatasyncSync(fd);
+        syncDir(path.dirname(file));
+        return { journal: new Journal(file, fd, MAGIC.length), replay: { records: [], droppedBytes: 0 } };
+      }
+      const head = Buffer.alloc(MAGIC.length);
+      fs.readSync(fd, head, 0, head.length, 0);
+      if (!head.equals(MAGIC)) throw new FsError('EJOURNAL', `${file} is not a LiveMR journal (bad magic)`);
+      const records: Buffer[] = [];
+      let pos = MAGIC.length;
+      const hdr = Buffer.alloc(HEADER);
+      while (pos + HEADER <= size) {
+        fs.readSync(fd, hdr, 0, HEADER, pos);
+        const len = hdr.readUInt32LE(0);
+        if (len > MAX_RECORD || pos + HEADER + len > size) break;
+        const payload = Buffer.allocUnsafe(len);
+        if (fs.readSync(fd, payload, 0, len, pos + HEADER) !== len || crc32(payload) !== hdr.readUInt32LE(4)) break;
+        records.push(payload);
+        pos += HEADER + len;
+      }
+      if (pos < size) {
+        fs.ftruncateSync(fd, pos);
+        fs.fdatasyncSync(fd);
+      }
+      return { journal: new Journal(file, fd, pos), replay: { records, droppedBytes: size - pos } };
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e instanceof FsError ? e : new FsError('EJOURNAL', `cannot read journal ${file}: ${(e as Error).message}`);
+    }
+  }
+
+  get size(): number {
+    return this.bytes;
+  }
+
+  /** Appends one record durably. */
+  append(payload: Buffer): void {
+    if (payload.length > MAX_RECORD) throw new FsError('EJOURNAL', `record of ${payload.length} bytes is too large`);
+    const hdr = Buffer.alloc(HEADER);
+    hdr.writeUInt32LE(payload.length, 0);
+    hdr.writeUInt32LE(crc32(payload), 4);
+    try {
+      writeAll(this.fd, hdr, this.bytes);
+      writeAll(this.fd, payload, this.bytes + HEADER);
+      fs.fdatasyncSync(this.fd);
+    } catch (e) {
+      // cut back a partial record so the next append does not land behind garbage
+      try {
+        fs.ftruncateSync(this.fd, this.bytes);
+      } catch {
+        /* replay drops the torn tail anyway */
+      }
+      throw new FsError('EJOURNAL', `cannot append to ${this.file}: ${(e as Error).message}`);
+    }
+    this.bytes += HEADER + payload.length;
+  }
+
+  /** Atomically replaces the log by exactly these records. */
+  rewrite(payloads: Iterable<Buffer>): void {
+    const tmp = `${this.file}.tmp`;
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    let pos = 0;
+    try {
+      writeAll(fd, MAGIC, 0);
+      pos = MAGIC.length;
+      const hdr = Buffer.alloc(HEADER);
+      for (const p of payloads) {
+        hdr.writeUInt32LE(p.length, 0);
+        hdr.writeUInt32LE(crc32(p), 4);
+        writeAll(fd, hdr, pos);
+        writeAll(fd, p, pos + HEADER);
+        pos += HEADER + p.length;
+      }
+      fs.fsyncSync(fd);
+    } catch (e) {
+      fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      throw new FsError('EJOURNAL', `cannot compact ${this.file}: ${(e as Error).message}`);
+    }
+    fs.closeSync(fd);
+    fs.renameSync(tmp, this.file);
+    syncDir(path.dirname(this.file));
+    fs.closeSync(this.fd);
+    this.fd = fs.openSync(this.file, fs.constants.O_RDWR);
+    this.bytes = pos;
+  }
+
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+function writeAll(fd: number, buf: Buffer, pos: number): void {
+  let done = 0;
+  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, pos + done);
+}
+
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
