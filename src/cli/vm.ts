@@ -33,7 +33,7 @@ export function formatModel(m: VmModel): string {
     out.push('', `${name}  serial=${d.serial ?? '-'}  node=${d.nodeName}  file-node=${d.fileNodeName}${d.readOnly ? '  read-only' : ''}`);
     d.chain.forEach((l, i) => {
       const extra = l.dataFile ? `  data-file=${l.dataFile}` : '';
-      out.push(`  ${i === 0 ? 'active ' : `back ${i}  `} ${l.format.padEnd(6)} ${l.file}  (${l.nodeName}, ${l.virtualSize} bytes)${extra}`);
+      out.push(`  ${(i === 0 ? 'active' : `back ${i}`).padEnd(7)} ${l.format.padEnd(6)} ${l.file}  (${l.nodeName}, ${l.virtualSize} bytes)${extra}`);
     });
   }
   return `${out.join('\n')}\n`;

@@ -101,7 +101,7 @@ export async function queryBlock(client: QmpClient): Promise<BlockBackend[]> {
   });
 }
 
-/** Every node of the graph, protocol nodes included (`flat`: no nested backing images). */
+/** Every node of the graph, protocol nodes included. `flat`: each node's `image` has no nested backing-image. */
 export async function queryNamedBlockNodes(client: QmpClient): Promise<BlockNode[]> {
   const cmd = 'query-named-block-nodes';
   return asArray(cmd, await client.execute(cmd, { flat: true })).map((o) => blockNode(cmd, o));
