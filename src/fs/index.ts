@@ -1,0 +1,17 @@
+// Composed read-only files on a FUSE mount (the paper's fsmapcreate / fsmapdelete, in user space).
+// Programmatic API for the host agent; see docs/fs.md.
+
+export { FsError, type FsErrorCode } from './errors.js';
+export { SegmentList, ZERO_SOURCE, type SegmentTable, type SegmentView } from './segments.js';
+export {
+  CompositionStore,
+  Composition,
+  FILE_PREFIX,
+  type CompositionInfo,
+  type ComposeOptions,
+  type ResolvedSegment,
+  type SegmentSpec,
+} from './store.js';
+export { ComposedMount, cleanStaleMount, resolveGroup, type MountOptions } from './mount.js';
+export { ControlClient, socketPath, type Request } from './control.js';
+export { runDaemon, type DaemonOptions } from './daemon.js';
