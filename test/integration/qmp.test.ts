@@ -76,7 +76,11 @@ describe('QMP against qemu-system-x86_64 -machine none', () => {
     const calls = Array.from({ length: 100 }, (_, i) => {
       const kind = kinds[i % kinds.length]!;
       const args = kind === 'query-named-block-nodes' ? { flat: i % 8 === 3 ? 'not-a-bool' : true } : undefined;
-      return client!.execute(kind, args).then((r) => ({ kind, i, r }), (e: unknown) => ({ kind, i, e }));
+      type Outcome = { kind: string; i: number; r?: unknown; e?: unknown };
+      return client!.execute(kind, args).then(
+        (r): Outcome => ({ kind, i, r }),
+        (e: unknown): Outcome => ({ kind, i, e }),
+      );
     });
     expect(client!.inFlight).toBe(100);
     for (const res of await Promise.all(calls)) {
@@ -128,7 +132,11 @@ describe('QMP against qemu-system-x86_64 -machine none', () => {
     const crossed = (n: number) =>
       new Promise<void>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error(`only ${crossings.length} crossings`)), 10_000);
-        wake = () => crossings.length >= n && (clearTimeout(t), resolve());
+        wake = () => {
+          if (crossings.length < n) return;
+          clearTimeout(t);
+          resolve();
+        };
         wake();
       });
     const armedAt = async (value: number) => {
@@ -144,7 +152,7 @@ describe('QMP against qemu-system-x86_64 -machine none', () => {
     await crossed(1);
     expect(crossings[0]).toMatchObject({ nodeName: 'top-file', threshold: 512 * 1024 });
     expect(crossings[0]!.offset).toBeGreaterThan(512 * 1024);
-    expect(crossings[0]!.offset).toBeLessThanOrEqual(fs.statSync(files.top).size);
+    expect(crossings[0]!.offset).toBeLessThanOrEqual(fs.statSync(files.top!).size);
     await armedAt(crossings[0]!.offset + 64 * 1024);
 
     await qemuIo(client!, 'top-fmt', 'write -P 0x66 32M 2M');
