@@ -2,7 +2,7 @@
 // inside the file (the size is re-checked once, since QEMU grows a live image); data reads past the
 // end read as zeros, like QEMU's file driver, and never touch bytes outside the file.
 import { open, type FileHandle } from 'node:fs/promises';
-import { CorruptImageError } from './errors.js';
+import { CorruptImageError, ImageError, UnsupportedImageError } from './errors.js';
 
 /** Upper bound of a single metadata read (an L1 table may be up to 32 MiB in QEMU). */
 export const MAX_META_READ = 64 * 1024 * 1024;
@@ -15,9 +15,16 @@ export class ImageFile {
   ) {}
 
   static async open(path: string): Promise<ImageFile> {
-    const fh = await open(path, 'r');
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      throw new ImageError(`cannot open: ${(err as Error).message}`, path);
+    }
     try {
       const st = await fh.stat();
+      // Block devices report size 0 through stat; only regular files are mapped.
+      if (!st.isFile()) throw new UnsupportedImageError('not a regular file', path);
       return new ImageFile(path, fh, st.size);
     } catch (err) {
       await fh.close();

@@ -35,6 +35,8 @@ export interface OpenImageOptions {
   maxChainDepth?: number;
   /** refuse read() calls larger than this (default 256 MiB) */
   maxReadBytes?: number;
+  /** refuse map() calls that would return more extents than this (default 2^20); map in pieces */
+  maxExtents?: number;
 }
 
 export interface MapOptions {
@@ -170,9 +172,17 @@ class ChainMapper implements ImageMapper {
     return out;
   }
 
+  private get maxExtents(): number {
+    return this.opts.maxExtents ?? 1 << 20;
+  }
+
   private async resolve(depth: number, bottom: number, offset: number, length: number, out: Extent[]): Promise<void> {
     const layer = this.layers[depth]!;
-    for (const run of await layer.runs(offset, length)) {
+    const runs = await layer.runs(offset, length, this.maxExtents - out.length);
+    if (out.length + runs.length > this.maxExtents) {
+      throw new ImageRangeError(`range ${offset}+${length} has more than ${this.maxExtents} extents; map it in smaller pieces`, this.path);
+    }
+    for (const run of runs) {
       if (run.kind !== 'unallocated') {
         out.push(toExtent(run, depth));
         continue;

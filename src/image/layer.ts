@@ -20,8 +20,11 @@ export interface Layer {
   readonly format: ImageFormat;
   /** virtual size in bytes */
   readonly size: number;
-  /** Runs covering [offset, offset+length) in order; the range lies within `size`. */
-  runs(offset: number, length: number): Promise<Run[]>;
+  /**
+   * Runs covering [offset, offset+length) in order; the range lies within `size`. Throws
+   * ImageRangeError rather than build more than `maxRuns` runs (bounded memory).
+   */
+  runs(offset: number, length: number, maxRuns?: number): Promise<Run[]>;
   /** The guest bytes of one compressed cluster (only layers that produce compressed runs). */
   readCompressed(run: Extract<Run, { kind: 'compressed' }>): Promise<Buffer>;
   /** Drop caches and re-read metadata (header, L1) from the file. */

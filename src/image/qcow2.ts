@@ -1,7 +1,7 @@
 // One qcow2 file as a layer: guest offset → L1 entry → L2 table (cached) → cluster descriptor.
 // Follows docs/interop/qcow2.txt; reserved bits and misaligned offsets are reported as corruption.
 import { dirname, resolve } from 'node:path';
-import { CorruptImageError, ImageError, UnsupportedImageError } from './errors.js';
+import { CorruptImageError, ImageError, ImageRangeError, UnsupportedImageError } from './errors.js';
 import { ImageFile } from './file.js';
 import { decompressCluster } from './decompress.js';
 import { readQcow2Header, readSnapshots, l2Entries, type Qcow2Header } from './qcow2-header.js';
@@ -114,7 +114,7 @@ export class Qcow2Layer implements Layer {
     return table;
   }
 
-  async runs(offset: number, length: number): Promise<Run[]> {
+  async runs(offset: number, length: number, maxRuns = Infinity): Promise<Run[]> {
     const h = this.header;
     const cs = h.clusterSize;
     const perTable = l2Entries(h);
@@ -140,7 +140,7 @@ export class Qcow2Layer implements Layer {
       } else {
         if (l2Offset % cs !== 0) throw new CorruptImageError(`L2 table offset ${l2Offset} is not cluster aligned`, this.l1Offset + at, this.path);
         const table = await this.l2Table(l2Offset);
-        this.decodeTable(table, l2Offset, pos, tableEnd, out);
+        this.decodeTable(table, l2Offset, pos, tableEnd, out, maxRuns);
       }
       pos = tableEnd;
     }
@@ -154,13 +154,14 @@ export class Qcow2Layer implements Layer {
   }
 
   /** Decode the L2 entries covering guest range [pos, end) (all within one L2 table). */
-  private decodeTable(table: Buffer, tableOffset: number, pos: number, end: number, out: Run[]): void {
+  private decodeTable(table: Buffer, tableOffset: number, pos: number, end: number, out: Run[], maxRuns: number): void {
     const h = this.header;
     const cs = h.clusterSize;
     const entrySize = h.extendedL2 ? 16 : 8;
     const perTable = cs / entrySize;
     const external = h.externalData;
     while (pos < end) {
+      if (out.length > maxRuns) throw new ImageRangeError(`more than ${maxRuns} extents; map a smaller range`, this.path);
       const cluster = Math.floor(pos / cs);
       const clusterStart = cluster * cs;
       const clusterEnd = Math.min(end, clusterStart + cs);
