@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QmpClient } from '../../src/qmp/protocol/client.js';
+import { queryBlockstats } from '../../src/qmp/vocab/block.js';
 import { addChannel, removeChannel } from '../../src/qmp/vocab/channel.js';
 import { describeVm } from '../../src/qmp/vm.js';
 import { bootGuest, type GuestVm } from '../harness/vm.js';
@@ -43,6 +44,17 @@ describe('QMP on a booted guest', () => {
       expect(d!.chain.length).toBeGreaterThanOrEqual(2);
       expect(d!.chain.slice(1).every((l) => l.readOnly)).toBe(true);
     }
+  });
+
+  it('query-blockstats counts the guest\'s writes on its disk', async () => {
+    const disk = vm!.disks.find((d) => d.serial === 'data')!;
+    const qomPath = (await describeVm(client!)).disks.find((d) => d.serial === 'data')!.qomPath;
+    const before = (await queryBlockstats(client!)).find((s) => s.qdev === qomPath)!;
+    await vm!.sh(`dd if=/dev/zero of=/mnt/${disk.serial}/qmp-stats bs=64k count=16 conv=fsync 2>/dev/null`);
+    const after = (await queryBlockstats(client!)).find((s) => s.qdev === qomPath)!;
+    expect(after.wrBytes - before.wrBytes).toBeGreaterThanOrEqual(1 << 20);
+    expect(after.flushOperations).toBeGreaterThan(before.flushOperations);
+    expect(after.wrHighestOffset).toBeGreaterThan(0);
   });
 
   it('hot-plugs org.livemr.0, exchanges bytes both ways, and unplugs it', async () => {

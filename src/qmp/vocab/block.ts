@@ -107,10 +107,41 @@ export async function queryNamedBlockNodes(client: QmpClient): Promise<BlockNode
   return asArray(cmd, await client.execute(cmd, { flat: true })).map((o) => blockNode(cmd, o));
 }
 
+/** I/O counters of one device or node (BlockDeviceStats, the fields LiveMR reads). */
+export interface BlockStats {
+  /** BlockBackend name ('' for -blockdev devices) */
+  device: string;
+  /** QOM path of the guest device, as in query-block */
+  qdev: string | undefined;
+  nodeName: string | undefined;
+  rdBytes: number;
+  wrBytes: number;
+  rdOperations: number;
+  wrOperations: number;
+  flushOperations: number;
+  /** highest offset written so far (+1) */
+  wrHighestOffset: number;
+  raw: Obj;
+}
+
 /** Per-device I/O counters; with `nodes`, per-node entries instead (those read 0 except wr_highest_offset). */
-export async function queryBlockstats(client: QmpClient, nodes = false): Promise<Obj[]> {
+export async function queryBlockstats(client: QmpClient, nodes = false): Promise<BlockStats[]> {
   const cmd = 'query-blockstats';
-  return asArray(cmd, await client.execute(cmd, nodes ? { 'query-nodes': true } : {}));
+  return asArray(cmd, await client.execute(cmd, nodes ? { 'query-nodes': true } : {})).map((o) => {
+    const s = asObject(cmd, o.stats, 'stats');
+    return {
+      device: optStr(o, 'device') ?? '',
+      qdev: optStr(o, 'qdev'),
+      nodeName: optStr(o, 'node-name'),
+      rdBytes: num(cmd, s, 'rd_bytes'),
+      wrBytes: num(cmd, s, 'wr_bytes'),
+      rdOperations: num(cmd, s, 'rd_operations'),
+      wrOperations: num(cmd, s, 'wr_operations'),
+      flushOperations: num(cmd, s, 'flush_operations'),
+      wrHighestOffset: num(cmd, s, 'wr_highest_offset'),
+      raw: o,
+    };
+  });
 }
 
 /**
