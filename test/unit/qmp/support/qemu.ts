@@ -40,7 +40,15 @@ export async function startQemu(dir: string, args: string[], monitors = 1): Prom
     { stdio: ['ignore', out, out] },
   );
   fs.closeSync(out);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // If the test process dies first, take this QEMU (and only this one, by its PID) with it.
+  const onExit = () => child.kill('SIGKILL');
+  process.once('exit', onExit);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.removeListener('exit', onExit);
+      resolve();
+    }),
+  );
   const log = () => fs.readFileSync(logFile, 'utf8');
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
