@@ -30,6 +30,8 @@ export interface GuestVm {
   accel: 'kvm' | 'tcg';
   bootMs: number;
   qmpSocket: string;
+  /** a second QMP monitor for the test itself (a monitor serves one client at a time) */
+  testQmpSocket: string;
   /** host end of the virtio-serial port org.livemr.0 (unix socket, QEMU is the server) */
   channelSocket: string;
   consoleLog: string;
@@ -113,6 +115,7 @@ export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
     '-append', 'console=ttyS0 panic=-1 quiet loglevel=4',
     '-serial', `file:${p('console.log')}`,
     '-qmp', `unix:${p('qmp.sock')},server=on,wait=off`,
+    '-qmp', `unix:${p('qmp-test.sock')},server=on,wait=off`,
     '-pidfile', p('qemu.pid'),
     ...blk('vd-root', 'root', p('root.qcow2')),
     ...disks.flatMap((d) => blk(d.id, d.serial, d.overlay)),
@@ -169,6 +172,7 @@ export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
   const vm: GuestVm = {
     dir, pid, accel, bootMs, disks,
     qmpSocket: p('qmp.sock'),
+    testQmpSocket: p('qmp-test.sock'),
     channelSocket: p('channel.sock'),
     consoleLog: p('console.log'),
     exec: (command, o = {}) => ctl.exec(command, o),
