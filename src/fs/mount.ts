@@ -55,7 +55,7 @@ function fusermount(args: string[], mountpoint: string): boolean {
  */
 export function cleanStaleMount(mountpoint: string): boolean {
   try {
-    fs.statSync(mountpoint);
+    fs.statfsSync(mountpoint); // statfs is never answered from the kernel's attribute cache
     if (isMounted(mountpoint)) throw new FsError('EMOUNT', `${mountpoint} is already mounted by a live filesystem`);
     return false;
   } catch (e) {
