@@ -1,0 +1,193 @@
+// The host end of the protocol over any Duplex (in practice the unix socket QEMU serves for the
+// port org.livemr.0). It runs the handshake (repeated until the guest answers with our nonce),
+// checks sequence numbers, keeps a table of the guest's shared files and emits typed events.
+// A guest reboot, a helper restart or any protocol error leads to a new hello and a full resync.
+import { randomInt } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { encodeFrame, FrameDecoder, PROTOCOL_VERSION, type ErrorCode, type Extent, type Message, type MessageOf } from './protocol.js';
+
+export interface GuestFile {
+  fileId: number;
+  inode: number;
+  generation: number;
+  path: string;
+  disk: string;
+  size: number;
+  /** sorted, disk-relative; bytes of [0, size) not covered are holes (zeros) */
+  extents: Extent[];
+}
+
+export interface GuestSessionEvents {
+  /** handshake done; the file table was cleared and a full resync follows */
+  hello: [MessageOf<'guestHello'>];
+  /** resync finished: the file table is complete */
+  synced: [number];
+  file: [GuestFile];
+  truncate: [GuestFile];
+  remove: [GuestFile, MessageOf<'remove'>['reason']];
+  shareStatus: [MessageOf<'shareStatus'>];
+  heartbeat: [MessageOf<'heartbeat'>];
+  /** the guest reported an error */
+  guestError: [MessageOf<'error'>];
+  /** we received something malformed (already answered with an error frame) */
+  protocolError: [{ code: ErrorCode; message: string }];
+  close: [];
+}
+
+export interface GuestSessionOptions {
+  hostId?: string;
+  capabilities?: string[];
+  /** resend the hello this often until the guest answers */
+  helloIntervalMs?: number;
+}
+
+export class GuestSession extends EventEmitter<GuestSessionEvents> {
+  readonly files = new Map<number, GuestFile>();
+  guest?: MessageOf<'guestHello'>;
+  private readonly decoder = new FrameDecoder('guest');
+  private nonce = 0;
+  private established = false;
+  private seqOut = 0;
+  private seqIn = 0;
+  private helloTimer?: NodeJS.Timeout;
+  private flushWaiters = new Map<number, () => void>();
+  private closed = false;
+  private syncedOnce?: Promise<void>;
+  private resolveSynced?: () => void;
+
+  constructor(private readonly stream: Duplex, private readonly o: GuestSessionOptions = {}) {
+    super();
+    stream.on('data', (b: Buffer) => this.onData(b));
+    stream.on('error', () => {});
+    stream.on('close', () => this.close());
+    this.handshake();
+  }
+
+  /** Resolves once the guest has answered the hello and finished its full resync. */
+  synced(): Promise<void> {
+    return this.syncedOnce!;
+  }
+
+  /** Asks the guest to share a file; the answer is a shareStatus event with refSeq = the returned seq. */
+  share(path: string): number { return this.send({ type: 'share', path }); }
+  unshare(fileId: number): number { return this.send({ type: 'unshare', fileId }); }
+  resync(): number { this.files.clear(); return this.send({ type: 'resync' }); }
+
+  /** The guest writes every shared file back, flushes its disks and reports; resolves on flushDone. */
+  flush(timeoutMs = 30_000): Promise<void> {
+    const seq = this.send({ type: 'flush' });
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => { this.flushWaiters.delete(seq); reject(new Error(`guest flush not done in ${timeoutMs} ms`)); }, timeoutMs);
+      this.flushWaiters.set(seq, () => { clearTimeout(t); resolve(); });
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.helloTimer);
+    this.stream.destroy();
+    this.emit('close');
+  }
+
+  private handshake(): void {
+    this.established = false;
+    this.nonce = randomInt(1, 0xffffffff);
+    if (!this.syncedOnce || this.resolveSynced === undefined) {
+      this.syncedOnce = new Promise((r) => { this.resolveSynced = r; });
+    }
+    const hello = () => {
+      this.seqOut = 0;
+      this.send({ type: 'hostHello', nonce: this.nonce, protoMin: PROTOCOL_VERSION, protoMax: PROTOCOL_VERSION, hostId: this.o.hostId ?? 'livemr-host', capabilities: this.o.capabilities ?? [] });
+    };
+    clearInterval(this.helloTimer);
+    hello();
+    this.helloTimer = setInterval(() => { if (!this.established) hello(); else clearInterval(this.helloTimer); }, this.o.helloIntervalMs ?? 1000);
+  }
+
+  private send(m: Message): number {
+    this.seqOut = (this.seqOut + 1) >>> 0;
+    if (!this.closed) this.stream.write(encodeFrame(this.seqOut, m));
+    return this.seqOut;
+  }
+
+  private fail(code: ErrorCode, message: string, refSeq: number): void {
+    this.emit('protocolError', { code, message });
+    if (this.established) this.send({ type: 'error', code, refSeq, message });
+    if (code === 'framing' || code === 'sequence') this.handshake();
+  }
+
+  private onData(b: Buffer): void {
+    for (const ev of this.decoder.push(b)) {
+      if (ev.kind === 'error') { this.fail(ev.code, ev.message, ev.seq); continue; }
+      const { seq, msg } = ev.frame;
+      if (msg.type === 'guestHello') {
+        if (msg.nonce !== this.nonce || msg.protoMin > PROTOCOL_VERSION || msg.protoMax < PROTOCOL_VERSION) {
+          // an announce (the guest helper restarted, or the guest rebooted) while we were talking to
+          // it: start over. Before that, the periodic hello already covers it; stale answers are ignored.
+          if (this.established) this.handshake();
+          continue;
+        }
+        this.established = true;
+        clearInterval(this.helloTimer);
+        this.seqIn = (seq + 1) >>> 0;
+        this.files.clear();
+        this.guest = msg;
+        this.emit('hello', msg);
+        continue;
+      }
+      if (!this.established) continue; // before our hello was answered: stale
+      if (seq !== this.seqIn) { this.fail('sequence', `expected frame ${this.seqIn}, got ${seq}`, seq); continue; }
+      this.seqIn = (seq + 1) >>> 0;
+      this.apply(msg);
+    }
+  }
+
+  private apply(msg: Message): void {
+    switch (msg.type) {
+      case 'fileExtents': {
+        const f = this.files.get(msg.fileId) ?? { fileId: msg.fileId, inode: msg.inode, generation: msg.generation, path: msg.path, disk: msg.disk, size: 0, extents: [] };
+        f.path = msg.path;
+        f.size = msg.size;
+        f.extents = [...clip(f.extents, msg.from), ...msg.extents];
+        this.files.set(f.fileId, f);
+        if (!msg.more) this.emit('file', f);
+        break;
+      }
+      case 'truncate': {
+        const f = this.files.get(msg.fileId);
+        if (!f) break;
+        f.size = msg.size;
+        f.extents = clip(f.extents, msg.size);
+        this.emit('truncate', f);
+        break;
+      }
+      case 'remove': {
+        const f = this.files.get(msg.fileId);
+        if (!f) break;
+        this.files.delete(msg.fileId);
+        this.emit('remove', f, msg.reason);
+        break;
+      }
+      case 'resyncDone':
+        this.emit('synced', msg.files);
+        this.resolveSynced?.();
+        this.resolveSynced = undefined;
+        break;
+      case 'flushDone': this.flushWaiters.get(msg.refSeq)?.(); this.flushWaiters.delete(msg.refSeq); break;
+      case 'shareStatus': this.emit('shareStatus', msg); break;
+      case 'heartbeat': this.emit('heartbeat', msg); break;
+      case 'error':
+        this.emit('guestError', msg);
+        if (msg.code === 'sequence' || msg.code === 'framing') this.handshake();
+        break;
+      default: break;
+    }
+  }
+}
+
+/** Extents cut at `end` (the part of each extent before it). */
+function clip(extents: Extent[], end: number): Extent[] {
+  return extents.filter((x) => x.logical < end).map((x) => (x.logical + x.length > end ? { ...x, length: end - x.logical } : x));
+}

@@ -1,0 +1,419 @@
+// Keeps the host's picture of every shared file current: which paths the host wants, which inodes are
+// shared (with consent), and their extents. inotify (fs.watch) on each shared inode and on the
+// directories of wanted paths says *when* to look; FIEMAP says *what* changed. Updates are batched as
+// in the paper: an update is sent when it has waited `batchMs`, when `batchBytes` are queued, or at
+// once when it is not contiguous with the file's previous extent. Truncation and removal go at once.
+// A periodic rescan backs inotify up (missed events, consent granted with setfattr, request answers).
+import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
+import { promisify } from 'node:util';
+import * as fs from 'node:fs';
+import { ConsentSpool, hasConsent } from './consent.js';
+import { resolveFileDisk, UnsupportedDeviceError, type FileDisk } from './disks.js';
+import { firstDifference, mapFile, runsFrom } from './extents.js';
+import { native } from './native.js';
+import { EXTENT_UNMAPPABLE, splitFileExtents, type Extent, type Message, type ShareStatus } from './protocol.js';
+
+const fsyncFd = promisify(fs.fsync);
+
+export interface TrackerOptions {
+  /** T: an update is sent at the latest this long after it was seen */
+  batchMs: number;
+  /** S: queued bytes (new or changed file data awaiting a report) that trigger a send */
+  batchBytes: number;
+  /** send at once when an update is not contiguous with the file's previous extent */
+  sendOnGap: boolean;
+  /** delay that coalesces bursts of inotify events before FIEMAP looks at a file */
+  settleMs: number;
+  /** backstop rescan of wanted paths and pending requests */
+  rescanMs: number;
+  /** where the wanted paths survive restarts */
+  stateFile: string;
+  spool: ConsentSpool;
+  log: (msg: string) => void;
+}
+
+export const DEFAULT_TRACKER_OPTIONS: Omit<TrackerOptions, 'spool' | 'log'> = {
+  batchMs: 200,
+  batchBytes: 8 << 20,
+  sendOnGap: true,
+  settleMs: 10,
+  rescanMs: 1000,
+  stateFile: '/var/lib/livemr/shares.json',
+};
+
+interface SharedFile {
+  id: number;
+  fd: number;
+  key: string; // dev:ino
+  ino: number;
+  generation: number;
+  path: string;
+  disk: FileDisk;
+  watcher?: FSWatcher;
+  /** what the host has been told */
+  reported: Extent[];
+  reportedSize: number;
+  /** queued update: earliest changed offset and when it was first seen */
+  queued?: { from: number; since: number; bytes: number };
+  settleTimer?: NodeJS.Timeout;
+}
+
+interface Wanted {
+  path: string;
+  /** last status told to the host, so rescans do not repeat it */
+  status?: ShareStatus;
+  fileId: number;
+  pendingId?: string;
+  pendingUid?: number;
+}
+
+export class Tracker {
+  private files = new Map<number, SharedFile>();
+  private byKey = new Map<string, SharedFile>();
+  private wanted = new Map<string, Wanted>();
+  private dirWatchers = new Map<string, FSWatcher>();
+  private nextId = 1;
+  private batchTimer?: NodeJS.Timeout;
+  private rescanTimer?: NodeJS.Timeout;
+  private sending: Promise<void> = Promise.resolve();
+  requester = 'host';
+
+  constructor(private readonly o: TrackerOptions, private readonly emit: (m: Message) => void) {}
+
+  start(): void {
+    for (const path of this.loadWanted()) this.wanted.set(path, { path, fileId: 0 });
+    for (const w of this.wanted.values()) this.evaluate(w.path, 0, false);
+    const tick = () => { this.rescan(); this.rescanTimer = setTimeout(tick, this.o.rescanMs); };
+    this.rescanTimer = setTimeout(tick, this.o.rescanMs);
+  }
+
+  stop(): void {
+    clearTimeout(this.rescanTimer);
+    clearTimeout(this.batchTimer);
+    for (const f of [...this.files.values()]) this.drop(f);
+    for (const w of this.dirWatchers.values()) w.close();
+    this.dirWatchers.clear();
+  }
+
+  get sharedCount(): number { return this.files.size; }
+  get pendingCount(): number { return [...this.wanted.values()].filter((w) => w.status === 'pending-consent').length; }
+
+  // ------------------------------------------------------------------ host requests
+
+  share(path: string, refSeq: number): void {
+    if (!isAbsolute(path) || path.includes('\0')) {
+      this.emit({ type: 'shareStatus', refSeq, path, status: 'not-found', fileId: 0, message: 'path must be absolute' });
+      return;
+    }
+    path = normalize(path);
+    if (!this.wanted.has(path)) {
+      this.wanted.set(path, { path, fileId: 0 });
+      this.saveWanted();
+    }
+    this.watchDir(dirname(path));
+    this.evaluate(path, refSeq, true);
+  }
+
+  unshare(fileId: number): void {
+    const f = this.files.get(fileId);
+    if (!f) return;
+    for (const w of this.wanted.values()) if (w.fileId === fileId) { this.wanted.delete(w.path); }
+    this.saveWanted();
+    this.removeFile(f, 'unshared');
+  }
+
+  /** Everything the host must know after a (re)connect: every shared file from offset 0. */
+  async resync(): Promise<void> {
+    await this.serial(async () => {
+      for (const f of this.files.values()) { f.reported = []; f.reportedSize = 0; f.queued = { from: 0, since: Date.now(), bytes: 0 }; }
+      await this.sendQueued(true);
+      for (const w of this.wanted.values()) {
+        if (w.status && w.status !== 'shared') this.emit({ type: 'shareStatus', refSeq: 0, path: w.path, status: w.status, fileId: 0, message: statusText(w.status) });
+      }
+      this.emit({ type: 'resyncDone', files: this.files.size });
+    });
+  }
+
+  /** Host asked for a consistency point: write back and report every file now. */
+  async flush(refSeq: number): Promise<void> {
+    await this.serial(async () => {
+      for (const f of this.files.values()) this.discover(f);
+      for (const f of this.files.values()) f.queued ??= { from: Infinity, since: Date.now(), bytes: 0 };
+      await this.sendQueued(true);
+      this.emit({ type: 'flushDone', refSeq });
+    });
+  }
+
+  // ------------------------------------------------------------------ wanted paths
+
+  /** Decides what the path currently is: shared, pending, or why not. Reports status changes. */
+  private evaluate(path: string, refSeq: number, explicit: boolean): void {
+    const w = this.wanted.get(path);
+    if (!w) return;
+    const report = (status: ShareStatus, fileId: number, message = statusText(status)) => {
+      if (explicit || status !== w.status) this.emit({ type: 'shareStatus', refSeq, path, status, fileId, message });
+      w.status = status;
+      w.fileId = fileId;
+    };
+    let st: fs.Stats;
+    try { st = lstatSync(path); } catch { report('not-found', 0); return; }
+    if (!st.isFile()) { report('not-regular', 0, 'not a regular file (symlinks are not followed)'); return; }
+    const existing = this.byKey.get(`${st.dev}:${st.ino}`);
+    if (existing) { existing.path = path; report('shared', existing.id); return; }
+    if (!hasConsent(path)) {
+      if (w.pendingId !== undefined && w.pendingUid !== undefined && !this.o.spool.has(w.pendingId, w.pendingUid) && w.status === 'pending-consent') {
+        report('denied', 0, 'the owner denied the request');
+        w.pendingId = undefined;
+        return;
+      }
+      if (w.status === 'denied' && !explicit) return;
+      try {
+        const req = this.o.spool.add(path, this.requester);
+        w.pendingId = req.id;
+        w.pendingUid = req.uid;
+        report('pending-consent', 0, `waiting for the owner (uid ${st.uid}) to run: livemr-guest grant ${req.id}`);
+      } catch (e) {
+        report('failed', 0, `cannot record the request: ${(e as Error).message}`);
+      }
+      return;
+    }
+    if (w.pendingId !== undefined && w.pendingUid !== undefined) {
+      this.o.spool.remove(w.pendingId, w.pendingUid);
+      w.pendingId = undefined;
+    }
+    let f: SharedFile;
+    try {
+      f = this.open(path);
+    } catch (e) {
+      if (e instanceof UnsupportedDeviceError) report('unsupported-device', 0, e.message);
+      else report('failed', 0, (e as Error).message);
+      return;
+    }
+    this.queue(f, 0, true);
+    const unmappable = f.reported.length === 0 && this.hasUnmappable(f);
+    report(unmappable ? 'not-mappable' : 'shared', f.id, unmappable
+      ? 'part of the file is not stored as plain disk blocks (inline, encrypted, encoded or not aligned)' : 'shared');
+  }
+
+  private hasUnmappable(f: SharedFile): boolean {
+    try { return mapFile(f.fd, f.disk.fsOffset, false).extents.some((x) => x.flags & EXTENT_UNMAPPABLE); } catch { return false; }
+  }
+
+  private open(path: string): SharedFile {
+    const fd = openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new Error('not a regular file');
+      const disk = resolveFileDisk(st.dev);
+      const f: SharedFile = {
+        id: this.nextId++, fd, key: `${st.dev}:${st.ino}`, ino: st.ino, generation: native().generation(fd), path, disk,
+        reported: [], reportedSize: 0,
+      };
+      f.watcher = watch(path, { persistent: false }, () => this.touched(f));
+      f.watcher.on('error', () => { /* inode gone: the rescan notices */ });
+      this.files.set(f.id, f);
+      this.byKey.set(f.key, f);
+      this.o.log(`sharing ${path} as file ${f.id} (disk ${disk.serial}, fs at ${disk.fsOffset})`);
+      return f;
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  private watchDir(dir: string): void {
+    if (this.dirWatchers.has(dir) || !existsSync(dir)) return;
+    try {
+      const w = watch(dir, { persistent: false }, (_ev, name) => {
+        const p = name ? join(dir, name.toString()) : undefined;
+        if (p && this.wanted.has(p)) this.evaluate(p, 0, false); // a new file at a wanted path (rotation)
+      });
+      w.on('error', () => { w.close(); this.dirWatchers.delete(dir); });
+      this.dirWatchers.set(dir, w);
+    } catch { /* unreadable directory: the rescan still works */ }
+  }
+
+  private rescan(): void {
+    for (const f of this.files.values()) this.touched(f);
+    for (const w of this.wanted.values()) {
+      this.watchDir(dirname(w.path));
+      this.evaluate(w.path, 0, false);
+    }
+  }
+
+  // ------------------------------------------------------------------ one shared file
+
+  private touched(f: SharedFile): void {
+    if (f.settleTimer || !this.files.has(f.id)) return;
+    f.settleTimer = setTimeout(() => {
+      f.settleTimer = undefined;
+      if (this.files.has(f.id)) this.discover(f);
+    }, this.o.settleMs);
+  }
+
+  /** Looks at a file without forcing writeback; queues or sends what changed. */
+  private discover(f: SharedFile): void {
+    let st: fs.Stats;
+    try { st = fstatSync(f.fd); } catch { this.removeFile(f, 'failed'); return; }
+    if (st.nlink === 0) { this.removeFile(f, 'deleted'); return; }
+    if (!hasConsent(`/proc/self/fd/${f.fd}`)) { this.removeFile(f, 'consent-revoked'); return; }
+    this.followRename(f);
+    if (st.size < f.reportedSize) {
+      // blocks past the new end may be reused at once: tell the host before anything else
+      f.reported = clip(f.reported, st.size);
+      f.reportedSize = st.size;
+      this.emit({ type: 'truncate', fileId: f.id, size: st.size });
+    }
+    let map;
+    try { map = mapFile(f.fd, f.disk.fsOffset, false); } catch (e) { this.o.log(`FIEMAP ${f.path}: ${(e as Error).message}`); return; }
+    let from = firstDifference(f.reported, map.extents);
+    if (map.delalloc > 0 || st.size !== f.reportedSize) {
+      const end = f.reported.at(-1);
+      from = Math.min(from, end ? end.logical : 0);
+    }
+    if (from === Infinity) return;
+    this.queue(f, from, false, map.extents);
+  }
+
+  /** Adds an update to the batch and decides whether the batch goes now. */
+  private queue(f: SharedFile, from: number, now: boolean, extents?: Extent[]): void {
+    const base = Math.min(from, f.queued?.from ?? Infinity);
+    let gap = false;
+    if (extents && this.o.sendOnGap) {
+      const anchor = [...extents].reverse().find((x) => x.logical < base)?.logical ?? base;
+      gap = runsFrom(extents, anchor) > 1;
+    }
+    const bytes = extents ? extents.filter((x) => x.logical + x.length > base).reduce((s, x) => s + x.length, 0) : 0;
+    f.queued = { from: base, since: f.queued?.since ?? Date.now(), bytes };
+    const total = [...this.files.values()].reduce((s, x) => s + (x.queued?.bytes ?? 0), 0);
+    if (now || gap || total >= this.o.batchBytes) this.kick(0);
+    else this.kick(Math.max(0, f.queued.since + this.o.batchMs - Date.now()));
+  }
+
+  private kick(delayMs: number): void {
+    if (this.batchTimer && delayMs > 0) return; // an earlier deadline is already set
+    clearTimeout(this.batchTimer);
+    this.batchTimer = setTimeout(() => {
+      this.batchTimer = undefined;
+      void this.serial(() => this.sendQueued(false));
+    }, delayMs);
+  }
+
+  private serial(fn: () => Promise<void>): Promise<void> {
+    const run = this.sending.then(fn, fn);
+    this.sending = run.catch((e) => this.o.log(`send failed: ${(e as Error).message}`));
+    return run;
+  }
+
+  /**
+   * Sends every queued update: write the files back (FIEMAP_FLAG_SYNC), flush each disk involved so
+   * QEMU has written its own metadata for the new blocks, then report from the first changed offset.
+   */
+  private async sendQueued(all: boolean): Promise<void> {
+    const due = [...this.files.values()].filter((f) => f.queued);
+    if (!due.length) return;
+    const maps = new Map<SharedFile, ReturnType<typeof mapFile>>();
+    for (const f of due) {
+      try { maps.set(f, mapFile(f.fd, f.disk.fsOffset, true)); } catch (e) { this.o.log(`FIEMAP ${f.path}: ${(e as Error).message}`); }
+    }
+    const devs = new Set([...maps.keys()].map((f) => f.disk.devNode));
+    for (const dev of devs) await flushDevice(dev, this.o.log);
+    for (const [f, map] of maps) {
+      if (!this.files.has(f.id)) continue;
+      let size: number;
+      try { size = fstatSync(f.fd).size; } catch { continue; }
+      const from = Math.max(0, Math.min(f.queued?.from ?? Infinity, firstDifference(f.reported, map.extents), all ? 0 : Infinity,
+        size !== f.reportedSize ? (f.reported.at(-1)?.logical ?? 0) : Infinity));
+      f.queued = undefined;
+      if (from === Infinity) continue;
+      const tail = map.extents.filter((x) => x.logical + x.length > from).map((x) => x.logical < from
+        ? { ...x, logical: from, physical: x.physical + (x.flags & EXTENT_UNMAPPABLE ? 0 : from - x.logical), length: x.length - (from - x.logical) } : x);
+      for (const m of splitFileExtents({ fileId: f.id, inode: f.ino, generation: f.generation, path: f.path, disk: f.disk.serial, size, from }, tail)) this.emit(m);
+      f.reported = map.extents;
+      f.reportedSize = size;
+    }
+  }
+
+  /** After a rename the inode keeps being shared under its new name (log rotation). */
+  private followRename(f: SharedFile): void {
+    try {
+      const st = statSync(f.path);
+      if (`${st.dev}:${st.ino}` === f.key) return;
+    } catch { /* moved away */ }
+    const dir = dirname(f.path);
+    try {
+      const names = readdirSync(dir);
+      for (const n of names.slice(0, 100_000)) {
+        try {
+          const st = lstatSync(join(dir, n));
+          if (`${st.dev}:${st.ino}` === f.key) { f.path = join(dir, n); return; }
+        } catch { /* raced */ }
+      }
+    } catch { /* directory gone */ }
+  }
+
+  private removeFile(f: SharedFile, reason: 'deleted' | 'unshared' | 'consent-revoked' | 'failed'): void {
+    this.emit({ type: 'remove', fileId: f.id, reason });
+    this.o.log(`file ${f.id} (${f.path}) no longer shared: ${reason}`);
+    this.drop(f);
+    for (const w of this.wanted.values()) {
+      if (w.fileId === f.id) {
+        w.fileId = 0;
+        w.status = reason === 'consent-revoked' ? 'denied' : undefined;
+      }
+    }
+  }
+
+  /** Forgets a file; the fd is closed only now, so a deleted file's blocks stayed ours until the host was told. */
+  private drop(f: SharedFile): void {
+    clearTimeout(f.settleTimer);
+    f.watcher?.close();
+    this.files.delete(f.id);
+    this.byKey.delete(f.key);
+    try { closeSync(f.fd); } catch { /* already */ }
+  }
+
+  // ------------------------------------------------------------------ persistence
+
+  private loadWanted(): string[] {
+    try {
+      const v = JSON.parse(readFileSync(this.o.stateFile, 'utf8')) as unknown;
+      return Array.isArray(v) ? v.filter((p): p is string => typeof p === 'string' && isAbsolute(p)) : [];
+    } catch { return []; }
+  }
+
+  private saveWanted(): void {
+    try {
+      mkdirSync(dirname(this.o.stateFile), { recursive: true });
+      const tmp = `${this.o.stateFile}.tmp`;
+      writeFileSync(tmp, JSON.stringify([...this.wanted.keys()]));
+      renameSync(tmp, this.o.stateFile);
+    } catch (e) { this.o.log(`cannot save ${this.o.stateFile}: ${(e as Error).message}`); }
+  }
+}
+
+function clip(extents: Extent[], size: number): Extent[] {
+  return extents.filter((x) => x.logical < size).map((x) => (x.logical + x.length > size ? { ...x, length: size - x.logical } : x));
+}
+
+function statusText(s: ShareStatus): string {
+  return {
+    shared: 'shared', 'pending-consent': 'waiting for the owner\'s consent', denied: 'the owner did not consent',
+    'not-found': 'no such file', 'not-regular': 'not a regular file', 'not-mappable': 'not stored as plain disk blocks',
+    'unsupported-device': 'not on a plain virtio disk', failed: 'failed',
+  }[s];
+}
+
+/** fsync on the whole-disk node: a cache flush, which makes QEMU write its qcow2 metadata. */
+async function flushDevice(dev: string, log: (m: string) => void): Promise<void> {
+  let fd = -1;
+  try {
+    fd = openSync(dev, fs.constants.O_RDONLY);
+    await fsyncFd(fd);
+  } catch (e) {
+    log(`flush ${dev}: ${(e as Error).message}`);
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
