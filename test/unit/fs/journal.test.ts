@@ -52,7 +52,7 @@ describe('Journal', () => {
     journal.append(Buffer.from('bbbb'));
     journal.close();
     const bytes = fs.readFileSync(file);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
     fs.writeFileSync(file, bytes);
     let o = Journal.open(file);
     expect(o.replay.records.map(String)).toEqual(['aaaa']);
