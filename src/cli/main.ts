@@ -12,6 +12,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Runner> }>
   compose: { summary: 'create or extend a composed file livemr_NAME', load: () => import('./fs.js') },
   decompose: { summary: 'remove a composed file', load: () => import('./fs.js') },
   ls: { summary: 'list composed files', load: () => import('./fs.js') },
+  cache: { summary: 'AC-SSD cache/IOPS weights: plan, run the loop', load: () => import('./cache.js') },
 };
 
 export class UsageError extends Error {}
