@@ -1,0 +1,100 @@
+// Real enforcement of IOPS weights on this host: a loop device with direct I/O on a temp file, BFQ as
+// its scheduler, two child cgroups written by LiveMR's cgroup actuator, and fio (4 KiB random reads,
+// O_DIRECT, iodepth 32) in each. Needs root, fio, a block I/O cgroup controller and BFQ; skipped with
+// the reason otherwise. Everything is removed in afterAll, also after a failure.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CgroupIo, detectCgroup, runFio, scaleWeights, type CgroupHost } from '../../src/cache/index.js';
+
+function why(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root';
+  try { execFileSync('fio', ['--version'], { stdio: 'ignore' }); } catch { return 'fio is not installed'; }
+  try { detectCgroup(); } catch (e) { return (e as Error).message; }
+  try { execFileSync('modprobe', ['bfq'], { stdio: 'ignore' }); } catch { /* built in, or absent: checked below */ }
+  return null;
+}
+const skip = why();
+if (skip) console.warn(`[cache-enforce] skipped: ${skip}`);
+
+describe.skipIf(skip !== null)('cgroup IOPS weights and caps on a real loop device', () => {
+  const tag = `livemr-cache-${process.pid}`;
+  const file = join('/var/tmp', `${tag}.img`);
+  let loop = '';
+  let dev = '';
+  let host: CgroupHost;
+  const groups: string[] = [];
+  let noBfq: string | null = null;
+
+  beforeAll(() => {
+    host = detectCgroup();
+    // Real blocks (not a sparse file): reads of holes would never reach the disk.
+    execFileSync('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', 'count=256', 'oflag=direct', 'status=none']);
+    loop = execFileSync('losetup', ['--find', '--show', '--direct-io=on', file]).toString().trim();
+    const q = `/sys/block/${basename(loop)}/queue`;
+    dev = readFileSync(`/sys/block/${basename(loop)}/dev`, 'utf8').trim();
+    try {
+      writeFileSync(`${q}/scheduler`, 'bfq');
+      writeFileSync(`${q}/iosched/low_latency`, '0'); // weights, not interactivity heuristics
+    } catch (e) {
+      noBfq = `BFQ not available on ${loop}: ${(e as Error).message}`;
+    }
+    if (host.version === 'v2') {
+      // v2 children need the io controller enabled in the parent.
+      writeFileSync(join(host.root, 'cgroup.subtree_control'), '+io');
+    }
+    for (const name of ['heavy', 'light']) {
+      const dir = join(host.root, `${tag}-${name}`);
+      mkdirSync(dir);
+      groups.push(dir);
+    }
+    console.warn(`[cache-enforce] cgroup ${host.version} at ${host.root}, ${loop} (${dev})`);
+  }, 60_000);
+
+  afterAll(() => {
+    for (const dir of groups) {
+      for (let i = 0; i < 50 && existsSync(dir); i++) {
+        try { rmdirSync(dir); } catch { execFileSync('sleep', ['0.1']); } // fio may still be exiting
+      }
+    }
+    if (loop) { try { execFileSync('losetup', ['-d', loop]); } catch { /* already gone */ } }
+    rmSync(file, { force: true });
+  });
+
+  const cg = (i: number) => new CgroupIo(host, basename(groups[i]!), dev);
+
+  it('a 1:8 weight gives the heavier group clearly more IOPS (BFQ)', async (ctx) => {
+    if (noBfq) {
+      console.warn(`[cache-enforce] weight test skipped: ${noBfq}`);
+      return ctx.skip();
+    }
+    const [heavyW, lightW] = scaleWeights([8 / 9, 1 / 9], cg(0).weightFile()?.max ?? 1000);
+    expect(heavyW! / lightW!).toBe(8);
+    expect(cg(0).apply({ weight: heavyW, iopsCap: 0 }).weight).toBe(heavyW);
+    expect(cg(1).apply({ weight: lightW, iopsCap: 0 }).weight).toBe(lightW);
+    const job = { filename: loop, seconds: 5, iodepth: 32 };
+    const [heavy, light] = await Promise.all([runFio({ ...job, cgroupDir: groups[0] }), runFio({ ...job, cgroupDir: groups[1] })]);
+    const ratio = heavy.iops / light.iops;
+    console.warn(`[cache-enforce] weights ${heavyW}:${lightW} → IOPS ${heavy.iops.toFixed(0)} : ${light.iops.toFixed(0)} (ratio ${ratio.toFixed(2)})`);
+    expect(ratio).toBeGreaterThan(2);
+  }, 60_000);
+
+  it('IOPS caps from weights hold within ±10%', async () => {
+    // capacity 1000 IOPS, weights 0.2 / 0.35 → caps 200 / 350
+    const caps = [200, 350];
+    const back = [cg(0).apply({ iopsCap: caps[0] }), cg(1).apply({ iopsCap: caps[1] })];
+    expect(back.map((b) => [b.readIops, b.writeIops])).toEqual([[200, 200], [350, 350]]);
+    const job = { filename: loop, seconds: 4, iodepth: 32 };
+    const res = await Promise.all([runFio({ ...job, cgroupDir: groups[0] }), runFio({ ...job, cgroupDir: groups[1] })]);
+    res.forEach((r, i) => {
+      console.warn(`[cache-enforce] cap ${caps[i]} IOPS → measured ${r.iops.toFixed(1)}`);
+      expect(Math.abs(r.iops - caps[i]!) / caps[i]!).toBeLessThanOrEqual(0.1);
+    });
+    for (let i = 0; i < 2; i++) {
+      cg(i).clear();
+      expect(cg(i).read().readIops).toBeNull();
+    }
+  }, 60_000);
+});
