@@ -52,6 +52,8 @@ export interface BootOptions {
   channel?: boolean;
   /** extra QEMU arguments */
   extraArgs?: string[];
+  /** command prefix QEMU is started under, e.g. ['ip', 'netns', 'exec', NS] (it must exec QEMU in place) */
+  wrapper?: string[];
   /** prefix of the VM directory name, for logs */
   name?: string;
   /** keep the console log in test-artifacts/ even on success */
@@ -131,7 +133,8 @@ export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
   writeFileSync(p('qemu.args'), JSON.stringify(args));
   const t0 = Date.now();
   const stderrLog = p('qemu.stderr');
-  const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+  const [cmd, ...argv] = [...(opts.wrapper ?? []), 'qemu-system-x86_64', ...args];
+  const child = spawn(cmd!, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
   const pid = child.pid!;
   live.set(pid, dir);
   let qemuStderr = '';
