@@ -11,6 +11,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Runner> }>
   umount: { summary: 'unmount the composed files', load: () => import('./fs.js') },
   compose: { summary: 'create or extend a composed file livemr_NAME', load: () => import('./fs.js') },
   decompose: { summary: 'remove a composed file', load: () => import('./fs.js') },
+  host: { summary: 'run the host agent (VMs → shared files on the mount)', load: () => import('./host.js') },
+  status: { summary: 'status of a running host agent', load: () => import('./status.js') },
   ls: { summary: 'list composed files', load: () => import('./fs.js') },
   cache: { summary: 'AC-SSD cache/IOPS weights: plan, run the loop', load: () => import('./cache.js') },
 };

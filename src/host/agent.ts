@@ -1,0 +1,157 @@
+// `livemr host`: what a KVM host runs. Owns the composition store and the FUSE mount, keeps one
+// VmLink per configured VM, answers the composition control socket (so `livemr compose` can build
+// multi-VM files like the paper's BigLog while the agent runs), and serves /status (JSON) and
+// /metrics (Prometheus) over HTTP — on a root-only unix socket in the state directory, and on the
+// configured TCP address.
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Server as NetServer } from 'node:net';
+import { ComposedMount, CompositionStore } from '../fs/index.js';
+import { serveControl, socketPath } from '../fs/control.js';
+import type { AgentConfig } from './config.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { VmLink, type VmStatus } from './vm-link.js';
+
+export interface AgentStatus {
+  host: string;
+  mountpoint: string;
+  stateDir: string;
+  uptimeMs: number;
+  compositions: number;
+  vms: VmStatus[];
+}
+
+export const statusSocketPath = (stateDir: string): string => join(stateDir, 'agent.sock');
+
+export class HostAgent {
+  private links: VmLink[] = [];
+  private servers: (Server | NetServer)[] = [];
+  private readonly started = Date.now();
+  readonly metrics = new Metrics();
+  private stopping?: Promise<void>;
+
+  private constructor(
+    readonly cfg: AgentConfig,
+    readonly store: CompositionStore,
+    readonly mount: ComposedMount,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(cfg: AgentConfig, log: Logger = createLogger({ component: 'host' })): Promise<HostAgent> {
+    // state is root-only: it names image files and guest paths
+    mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+    chmodSync(cfg.stateDir, 0o700);
+    mkdirSync(cfg.mountpoint, { recursive: true });
+    const store = CompositionStore.open(cfg.stateDir);
+    let mount: ComposedMount;
+    try {
+      mount = await ComposedMount.mount(store, cfg.mountpoint, cfg.group ? { group: cfg.group } : {});
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+    const agent = new HostAgent(cfg, store, mount, log);
+    try {
+      await agent.listen();
+    } catch (e) {
+      await agent.stop();
+      throw e;
+    }
+    const hostId = cfg.hostname ?? hostname();
+    for (const vm of cfg.vms) {
+      agent.links.push(new VmLink(vm, { store, log, metrics: agent.metrics, runDir: cfg.runDir, hostId }));
+    }
+    log.info('agent started', { mountpoint: cfg.mountpoint, stateDir: cfg.stateDir, vms: cfg.vms.map((v) => v.name), compositions: store.list().length });
+    return agent;
+  }
+
+  private async listen(): Promise<void> {
+    this.servers.push(await serveControl(this.store, socketPath(this.cfg.stateDir), () => void this.stop()));
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.serveHttp(req, res);
+    const unixPath = statusSocketPath(this.cfg.stateDir);
+    rmSync(unixPath, { force: true });
+    const unix = createServer(handler);
+    await new Promise<void>((resolve, reject) => unix.once('error', reject).listen(unixPath, () => resolve()));
+    chmodSync(unixPath, 0o600);
+    this.servers.push(unix);
+    if (this.cfg.metrics) {
+      const i = this.cfg.metrics.lastIndexOf(':');
+      const host = this.cfg.metrics.slice(0, i).replace(/^\[|\]$/g, '');
+      const port = Number(this.cfg.metrics.slice(i + 1));
+      const tcp = createServer(handler);
+      await new Promise<void>((resolve, reject) => tcp.once('error', reject).listen(port, host, () => resolve()));
+      this.servers.push(tcp);
+    }
+  }
+
+  /** The TCP address the metrics server listens on (port 0 in the config picks one). */
+  metricsAddress(): { host: string; port: number } | undefined {
+    const tcp = this.servers[2] as Server | undefined;
+    const a = tcp?.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  status(): AgentStatus {
+    return {
+      host: this.cfg.hostname ?? hostname(),
+      mountpoint: this.cfg.mountpoint,
+      stateDir: this.cfg.stateDir,
+      uptimeMs: Date.now() - this.started,
+      compositions: this.store.list().length,
+      vms: this.links.map((l) => l.status()),
+    };
+  }
+
+  private renderMetrics(): string {
+    const m = this.metrics;
+    const s = this.status();
+    m.set('livemr_compositions', 'composed files on the mount', {}, s.compositions);
+    for (const vm of s.vms) {
+      const l = { vm: vm.name };
+      m.set('livemr_vm_qmp_connected', '1 when the QMP monitor is connected', l, vm.qmp === 'connected' ? 1 : 0);
+      m.set('livemr_vm_channel_connected', '1 when the guest channel is connected', l, vm.channel === 'connected' ? 1 : 0);
+      m.set('livemr_vm_shared_files', 'shared guest files', l, vm.files.length);
+      m.set('livemr_vm_pending_ranges', 'guest ranges waiting for QEMU to allocate them', l, vm.pendingRanges);
+      m.set('livemr_vm_freshness_lag_ms', 'worst pending age, else last apply latency', l, vm.freshnessLagMs);
+      m.set('livemr_vm_served_bytes', 'bytes of shared files served', l, vm.files.reduce((a, f) => a + f.servedSize, 0));
+    }
+    const fuse = this.mount.stats() as unknown as Record<string, number>;
+    for (const [k, v] of Object.entries(fuse)) if (typeof v === 'number') m.set(`livemr_fuse_${k}`, `FUSE ${k}`, {}, v);
+    return m.render();
+  }
+
+  private serveHttp(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      if (req.method !== 'GET') {
+        res.writeHead(405, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'method not allowed' }));
+      } else if (req.url === '/metrics') {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.renderMetrics());
+      } else if (req.url === '/status') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.status()));
+      } else {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found', paths: ['/status', '/metrics'] }));
+      }
+    } catch (e) {
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (e as Error).message }));
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info('agent stopping');
+      await Promise.all(this.links.map((l) => l.stop()));
+      for (const s of this.servers) s.close();
+      try {
+        await this.mount.unmount();
+      } finally {
+        this.store.close();
+        rmSync(statusSocketPath(this.cfg.stateDir), { force: true });
+        this.log.info('agent stopped');
+      }
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,77 @@
+// Applies file layouts to the composition store with LiveMR's consistency rules:
+//  - content below a composed file's current size never changes while the guest file only grows:
+//    new bytes are appended;
+//  - the size only shrinks when the guest file shrank (truncate) — never because a tail is pending;
+//  - if the mapping of bytes already served changed (the guest rewrote the file elsewhere, a block
+//    job moved clusters), the file is cut back to the first differing byte and regrown, which makes
+//    the mount invalidate the kernel's cached pages from there.
+import type { CompositionStore, ResolvedSegment, SegmentSpec } from '../fs/index.js';
+import type { FileLayout } from './layout.js';
+
+export type PublishResult = 'created' | 'grown' | 'unchanged' | 'truncated' | 'remapped' | 'removed' | 'refused';
+
+/** The segments of `segs` (which start at composed offset 0) covering [from, to). */
+export function sliceSegments(segs: readonly SegmentSpec[], from: number, to: number): SegmentSpec[] {
+  const out: SegmentSpec[] = [];
+  let at = 0;
+  for (const s of segs) {
+    const end = at + s.length;
+    const a = Math.max(at, from);
+    const b = Math.min(end, to);
+    if (a < b) out.push('zero' in s ? { zero: true, length: b - a } : { file: s.file, offset: s.offset + (a - at), length: b - a });
+    at = end;
+    if (at >= to) break;
+  }
+  return out;
+}
+
+/** First composed offset below `limit` where the two descriptions differ (limit if none). */
+export function firstDifference(cur: readonly ResolvedSegment[], next: readonly SegmentSpec[], limit: number): number {
+  let j = 0;
+  let nAt = 0;
+  for (const c of cur) {
+    let pos = c.at;
+    const end = Math.min(c.at + c.length, limit);
+    while (pos < end) {
+      while (j < next.length && nAt + next[j]!.length <= pos) nAt += next[j++]!.length;
+      const n = next[j];
+      if (!n) return pos;
+      const nEnd = Math.min(nAt + n.length, end);
+      const nZero = 'zero' in n;
+      if (nZero !== (c.file === null)) return pos;
+      if (!nZero && (n.file !== c.file || n.offset + (pos - nAt) !== c.offset + (pos - c.at))) return pos;
+      pos = nEnd;
+    }
+    if (end >= limit) break;
+  }
+  return limit;
+}
+
+export function publish(store: CompositionStore, name: string, guestSize: number, layout: FileLayout): PublishResult {
+  const existing = store.get(name);
+  if (layout.refused) {
+    if (existing) store.remove(name);
+    return 'refused';
+  }
+  const target = layout.servable;
+  if (!existing) {
+    store.compose(name, sliceSegments(layout.segments, 0, target));
+    return 'created';
+  }
+  const cur = existing.segments.size;
+  let keep = firstDifference(store.segments(name), layout.segments, Math.min(cur, target));
+  let result: PublishResult = 'unchanged';
+  if (keep < Math.min(cur, target)) result = 'remapped';
+  if (guestSize < cur && keep > guestSize) keep = guestSize; // the guest file shrank
+  if (keep < cur && (result === 'remapped' || guestSize < cur)) {
+    store.truncate(name, keep);
+    if (result !== 'remapped') result = 'truncated';
+  } else {
+    keep = cur; // a pending tail never shrinks what is served
+  }
+  if (target > keep) {
+    store.append(name, sliceSegments(layout.segments, keep, target));
+    if (result === 'unchanged') result = 'grown';
+  }
+  return result;
+}
