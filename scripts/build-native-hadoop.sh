@@ -15,13 +15,15 @@ if [[ ! -f "$dir/.done" ]]; then
   tmp=$(mktemp -d "${dir}.tmp.XXXXXX" 2>/dev/null || { mkdir -p "$(dirname "$dir")"; mktemp -d "${dir}.tmp.XXXXXX"; })
   trap 'rm -rf "$tmp"' EXIT
   log "resolving Hadoop client jars with Maven into $dir (first run: a few minutes)"
-  mvn -B -q -f "$pom" dependency:copy-dependencies -DoutputDirectory="$tmp/jars" -DincludeScope=runtime >&2
+  mvn -B -q -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DoutputDirectory="$tmp/jars" -DincludeScope=runtime >&2
   mkdir -p "$tmp/classes"
   javac -nowarn -d "$tmp/classes" -cp "$tmp/jars/*" test/hadoop/src/*.java >&2
   touch "$tmp/.done"
   rm -rf "$dir"
   mv "$tmp" "$dir"
   trap - EXIT
+  # older caches (other pom / driver versions)
+  for old in "$(dirname "$dir")"/hadoop-*; do [[ "$old" != "$dir" && -d "$old" ]] && rm -rf "$old"; done
 fi
 [[ "${1:-}" == --print ]] && echo "$dir"
 exit 0

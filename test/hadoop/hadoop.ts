@@ -34,9 +34,12 @@ export interface RunResult {
 }
 
 /** Runs a Java main class to completion (killed by PID after timeoutMs). */
-export function runJava(mainClass: string, args: string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runJava(mainClass: string, args: string[], opts: { stdin?: string; timeoutMs?: number; user?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('java', [...JVM, '-cp', hadoopClasspath(), mainClass, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('java', [...JVM, '-cp', hadoopClasspath(), mainClass, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: opts.user ? { ...process.env, HADOOP_USER_NAME: opts.user } : process.env,
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -60,9 +63,10 @@ export function runJava(mainClass: string, args: string[], opts: { stdin?: strin
 }
 
 /** Runs FsShell commands (each an argv) in one JVM; `conf` becomes -D options. */
-export async function fsShell(commands: string[][], conf: Record<string, string> = {}): Promise<ShellResult[]> {
+export async function fsShell(commands: string[][], conf: Record<string, string> = {}, user?: string): Promise<ShellResult[]> {
   const defs = Object.entries(conf).map(([k, v]) => `-D${k}=${v}`);
-  const r = await runJava('FsShellBatch', defs, { stdin: commands.map((c) => c.join('\t')).join('\n') + '\n' });
+  const stdin = commands.map((c) => c.join('\t')).join('\n') + '\n';
+  const r = await runJava('FsShellBatch', defs, user ? { stdin, user } : { stdin });
   if (r.rc !== 0) throw new Error(`FsShellBatch exited ${r.rc}: ${r.stderr}`);
   const lines = r.stdout.split('\n').filter((l) => /^-?\d+\t/.test(l));
   if (lines.length !== commands.length) throw new Error(`FsShellBatch answered ${lines.length}/${commands.length}: ${r.stdout}\n${r.stderr}`);

@@ -1,5 +1,9 @@
 // Runs many FsShell commands in one JVM (JVM start-up dominates on a small machine).
-// stdin: one command per line, arguments separated by TAB (e.g. "-ls\t-R\twebhdfs://h:p/").
+// stdin: one command per line, arguments separated by TAB (e.g. "-ls\t-R\twebhdfs://h:p/");
+// a command may start with -Dkey=value generic options that apply to it alone. Two more commands
+// use the FileSystem API directly:
+//   @pread URI OFFSET LENGTH   positioned read (readFully) of LENGTH bytes at OFFSET
+//   @blocks URI                getFileBlockLocations over the whole file: "offset length hosts names" lines
 // stdout: one line per command: "<exit code>\t<base64 stdout>\t<base64 stderr>".
 // Configuration comes from -Dkey=value arguments of this program (generic options).
 
@@ -11,7 +15,12 @@ import java.nio.charset.StandardCharsets;
 import java.util.Base64;
 
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.BlockLocation;
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.FsShell;
+import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.util.GenericOptionsParser;
 import org.apache.hadoop.util.ToolRunner;
 
@@ -32,7 +41,10 @@ public class FsShellBatch {
       System.setOut(new PrintStream(out, true));
       System.setErr(new PrintStream(err, true));
       try {
-        rc = ToolRunner.run(conf, new FsShell(), args);
+        Configuration c = new Configuration(conf);
+        if (args[0].equals("@pread")) rc = pread(c, args);
+        else if (args[0].equals("@blocks")) rc = blocks(c, args);
+        else rc = ToolRunner.run(c, new FsShell(), args);
       } catch (Throwable t) {
         t.printStackTrace(System.err);
         rc = 255;
@@ -45,5 +57,25 @@ public class FsShellBatch {
       realOut.println(rc + "\t" + b64.encodeToString(out.toByteArray()) + "\t" + b64.encodeToString(err.toByteArray()));
       realOut.flush();
     }
+  }
+
+  static int pread(Configuration conf, String[] a) throws Exception {
+    Path p = new Path(a[1]);
+    byte[] buf = new byte[Integer.parseInt(a[3])];
+    try (FSDataInputStream in = p.getFileSystem(conf).open(p)) {
+      in.readFully(Long.parseLong(a[2]), buf);
+    }
+    System.out.write(buf);
+    return 0;
+  }
+
+  static int blocks(Configuration conf, String[] a) throws Exception {
+    Path p = new Path(a[1]);
+    FileSystem fs = p.getFileSystem(conf);
+    FileStatus st = fs.getFileStatus(p);
+    for (BlockLocation b : fs.getFileBlockLocations(st, 0, st.getLen())) {
+      System.out.println(b.getOffset() + " " + b.getLength() + " " + String.join(",", b.getHosts()) + " " + String.join(",", b.getNames()));
+    }
+    return 0;
   }
 }

@@ -1,0 +1,128 @@
+// The NameNode-like aggregator: serves the union of its host agents' namespaces, built from their
+// reports (report.ts), and answers OPEN with a redirect to the agent that holds the file.
+
+import { EventEmitter } from 'node:events';
+import type * as http from 'node:http';
+import { byName, type DataLocation, type FileEntry, type Namespace } from './namespace.js';
+import { MAX_REPORT_BYTES, parseReport, REPORT_PATH, ReportError, TOKEN_HEADER, type Report, type ReportedFile } from './report.js';
+
+interface AgentState {
+  location: DataLocation;
+  epoch: string;
+  seq: number;
+  files: Map<string, ReportedFile>;
+}
+
+export interface AggregatorEvents {
+  /** a report was applied */
+  report: [report: Report];
+}
+
+export class Aggregator extends EventEmitter<AggregatorEvents> implements Namespace {
+  private readonly agents = new Map<string, AgentState>();
+  /** file name → agent id that serves it (the first agent to report a name keeps it) */
+  private readonly owners = new Map<string, string>();
+
+  constructor(
+    private readonly opts: { token?: string; log?: (line: string) => void } = {},
+  ) {
+    super();
+  }
+
+  get(name: string): FileEntry | undefined {
+    const id = this.owners.get(name);
+    const a = id === undefined ? undefined : this.agents.get(id);
+    const f = a?.files.get(name);
+    return f && { name, length: f.length, mtimeMs: f.mtimeMs, location: a!.location };
+  }
+
+  list(): FileEntry[] {
+    const out: FileEntry[] = [];
+    for (const name of this.owners.keys()) out.push(this.get(name)!);
+    return out.sort(byName);
+  }
+
+  agentIds(): string[] {
+    return [...this.agents.keys()];
+  }
+
+  /** Applies one report; false when the agent must resend a full one. */
+  apply(r: Report): boolean {
+    const cur = this.agents.get(r.agent);
+    if (r.bye) {
+      if (cur) this.drop(r.agent, cur);
+      this.emit('report', r);
+      return true;
+    }
+    if (!r.full && (!cur || cur.epoch !== r.epoch || r.seq !== cur.seq + 1)) return false;
+    const u = new URL(r.url);
+    const location: DataLocation = { host: r.host, addr: u.host, url: r.url };
+    let a = cur;
+    if (!a || r.full) {
+      if (a) this.drop(r.agent, a);
+      a = { location, epoch: r.epoch, seq: r.seq, files: new Map() };
+      this.agents.set(r.agent, a);
+    }
+    a.location = location;
+    a.seq = r.seq;
+    for (const name of r.removed) {
+      a.files.delete(name);
+      if (this.owners.get(name) === r.agent) this.owners.delete(name);
+    }
+    for (const f of r.files) {
+      const owner = this.owners.get(f.name);
+      if (owner !== undefined && owner !== r.agent) {
+        this.opts.log?.(`agent ${r.agent} reports ${f.name}, already served by agent ${owner}: ignored`);
+        continue;
+      }
+      a.files.set(f.name, f);
+      this.owners.set(f.name, r.agent);
+    }
+    this.emit('report', r);
+    return true;
+  }
+
+  /** The report endpoint, as an extra route of the gateway's HTTP server. */
+  route = (req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean => {
+    if (url.pathname !== REPORT_PATH) return false;
+    const reply = (status: number, body: unknown) => {
+      const data = Buffer.from(JSON.stringify(body));
+      res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
+      res.end(data);
+    };
+    if (req.method !== 'POST') {
+      reply(405, { error: 'POST a report' });
+      return true;
+    }
+    if (this.opts.token !== undefined && req.headers[TOKEN_HEADER] !== this.opts.token) {
+      req.resume();
+      reply(403, { error: 'bad or missing agent token' });
+      return true;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (b: Buffer) => {
+      size += b.length;
+      if (size > MAX_REPORT_BYTES) {
+        reply(413, { error: `report larger than ${MAX_REPORT_BYTES} bytes` });
+        req.destroy();
+      } else chunks.push(b);
+    });
+    req.on('end', () => {
+      if (res.headersSent) return;
+      try {
+        const ok = this.apply(parseReport(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+        reply(ok ? 200 : 409, ok ? { ok: true } : { resync: true });
+      } catch (e) {
+        reply(400, { error: e instanceof ReportError || e instanceof SyntaxError ? e.message : String(e) });
+      }
+    });
+    req.on('error', () => res.destroy());
+    return true;
+  };
+
+  private drop(id: string, a: AgentState): void {
+    for (const name of a.files.keys()) if (this.owners.get(name) === id) this.owners.delete(name);
+    this.agents.delete(id);
+  }
+}

@@ -1,0 +1,162 @@
+// A read-only view of a composition state directory owned by another process (the `livemr mount`
+// daemon), kept current with inotify (fs.watch) on the directory: appended journal records are
+// applied as they land, a compacted (renamed-over) journal is re-read whole. This is how a gateway
+// that runs apart from the mount sees files grow, without polling and without the store's lock.
+//
+// Journal layout (docs/fs.md): "LMRJRNL1", then records of u32le length | u32le crc32 | payload,
+// payload = u32le json length | json op | n x (u32le source, f64le offset, f64le length).
+
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { ZERO_SOURCE } from '../fs/segments.js';
+import { Composition } from '../fs/store.js';
+import type { CompositionSource, SourceEvent } from './source.js';
+
+const MAGIC = Buffer.from('LMRJRNL1');
+const JOURNAL = 'compositions.journal';
+const SEG_BYTES = 20;
+const MAX_RECORD = 1 << 30;
+
+type Op =
+  | { op: 'compose'; name: string; t: number; sources: string[]; n: number }
+  | { op: 'fill'; name: string; t: number; at: number; sources: string[]; n: number }
+  | { op: 'truncate'; name: string; t: number; length: number }
+  | { op: 'remove'; name: string };
+
+export class JournalFollower implements CompositionSource {
+  private files = new Map<string, Composition>();
+  private readonly events = new EventEmitter<{ ev: [SourceEvent] }>();
+  private fd = -1;
+  private ino = 0;
+  private pos = 0;
+  private watcher: fs.FSWatcher | undefined;
+  private readonly file: string;
+
+  private constructor(
+    readonly stateDir: string,
+    private readonly log: (line: string) => void,
+  ) {
+    this.file = path.join(stateDir, JOURNAL);
+  }
+
+  /** Reads the state directory's journal and starts following it. */
+  static open(stateDir: string, log: (line: string) => void = () => {}): JournalFollower {
+    const f = new JournalFollower(stateDir, log);
+    f.watcher = fs.watch(stateDir, { persistent: false }, (_type, name) => {
+      if (name === null || name === JOURNAL) f.refresh();
+    });
+    f.watcher.on('error', (e) => log(`watching ${stateDir}: ${e.message}`));
+    f.refresh();
+    return f;
+  }
+
+  names(): string[] {
+    return [...this.files.keys()];
+  }
+
+  get(name: string): Composition | undefined {
+    return this.files.get(name);
+  }
+
+  subscribe(listener: (ev: SourceEvent) => void): () => void {
+    this.events.on('ev', listener);
+    return () => this.events.off('ev', listener);
+  }
+
+  close(): void {
+    this.watcher?.close();
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** Applies whatever is new in the journal (all of it if the file was replaced or cut). */
+  refresh(): void {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(this.file);
+    } catch {
+      return; // not created yet: the directory watch tells us when it is
+    }
+    if (st.ino !== this.ino || st.size < this.pos) return this.reload();
+    this.readNew(this.files, (ev) => this.events.emit('ev', ev));
+  }
+
+  private reload(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    try {
+      this.fd = fs.openSync(this.file, 'r');
+    } catch (e) {
+      this.fd = -1;
+      this.log(`cannot open ${this.file}: ${(e as Error).message}`);
+      return;
+    }
+    this.ino = fs.fstatSync(this.fd).ino;
+    this.pos = 0;
+    const old = this.files;
+    const fresh = new Map<string, Composition>();
+    this.readNew(fresh, () => {});
+    this.files = fresh;
+    for (const [name, c] of fresh) {
+      const o = old.get(name);
+      if (!o || o.segments.size !== c.segments.size || o.mtimeMs !== c.mtimeMs) this.events.emit('ev', { type: 'change', name });
+    }
+    for (const name of old.keys()) if (!fresh.has(name)) this.events.emit('ev', { type: 'remove', name });
+  }
+
+  private readNew(files: Map<string, Composition>, emit: (ev: SourceEvent) => void): void {
+    if (this.fd < 0) return this.reload();
+    const size = fs.fstatSync(this.fd).size;
+    if (this.pos === 0) {
+      if (size < MAGIC.length) return;
+      const head = Buffer.alloc(MAGIC.length);
+      fs.readSync(this.fd, head, 0, head.length, 0);
+      if (!head.equals(MAGIC)) return this.log(`${this.file} is not a LiveMR journal`);
+      this.pos = MAGIC.length;
+    }
+    const hdr = Buffer.alloc(8);
+    while (this.pos + 8 <= size) {
+      fs.readSync(this.fd, hdr, 0, 8, this.pos);
+      const len = hdr.readUInt32LE(0);
+      if (len > MAX_RECORD) return this.log(`${this.file}: bad record length at ${this.pos}`);
+      if (this.pos + 8 + len > size) return; // still being written: the next event brings the rest
+      const payload = Buffer.allocUnsafe(len);
+      fs.readSync(this.fd, payload, 0, len, this.pos + 8);
+      if (crc32(payload) !== hdr.readUInt32LE(4)) return this.log(`${this.file}: bad record CRC at ${this.pos}`);
+      this.pos += 8 + len;
+      try {
+        const ev = apply(files, payload);
+        if (ev) emit(ev);
+      } catch (e) {
+        this.log(`${this.file}: skipping record: ${(e as Error).message}`);
+      }
+    }
+  }
+}
+
+function apply(files: Map<string, Composition>, payload: Buffer): SourceEvent | undefined {
+  const jl = payload.readUInt32LE(0);
+  const op = JSON.parse(payload.subarray(4, 4 + jl).toString()) as Op;
+  const segs = payload.subarray(4 + jl);
+  if (op.op === 'remove') return files.delete(op.name) ? { type: 'remove', name: op.name } : undefined;
+  let c = files.get(op.name);
+  if (op.op === 'compose' && !c) files.set(op.name, (c = new Composition(op.name)));
+  if (!c) throw new Error(`${op.op} of unknown file ${op.name}`);
+  if (op.op === 'truncate') c.segments.truncate(op.length);
+  else {
+    if (segs.length !== op.n * SEG_BYTES) throw new Error('segment count mismatch');
+    const map = op.sources.map((f) => c.sourceIndex(f));
+    for (let p = 0; p < segs.length; p += SEG_BYTES) {
+      const s = segs.readUInt32LE(p);
+      const src = s === ZERO_SOURCE ? ZERO_SOURCE : map[s];
+      if (src === undefined) throw new Error(`bad source index ${s}`);
+      const offset = segs.readDoubleLE(p + 4);
+      const length = segs.readDoubleLE(p + 12);
+      if (op.op === 'fill') c.segments.fill(op.at, src, offset, length);
+      else c.segments.append(src, offset, length);
+    }
+  }
+  c.mtimeMs = op.t;
+  return { type: 'change', name: op.name };
+}
