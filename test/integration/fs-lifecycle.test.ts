@@ -207,6 +207,20 @@ describe('in-process mount (ComposedMount API)', () => {
     const want = store.segments('xattr').map((s) => `${s.at} ${s.file === null ? '-' : 0} ${s.offset} ${s.length}`);
     expect(lines).toEqual(want);
     expect(execFileSync('getfattr', ['-d', f]).toString()).toMatch(/user\.livemr\.segment_count="1300"/);
+    // the content too: 1300 segments exercise both levels of the native lookup
+    const a = fs.readFileSync(img);
+    const want2 = Buffer.concat(segs.map((s) => ('zero' in s ? Buffer.alloc(s.length) : a.subarray(s.offset, s.offset + s.length))));
+    expect(fs.readFileSync(f).equals(want2)).toBe(true);
+    const fd = fs.openSync(f, 'r');
+    try {
+      for (const s of store.segments('xattr').filter((_, i) => i % 7 === 0)) {
+        const b = Buffer.alloc(300);
+        const n = fs.readSync(fd, b, 0, 300, Math.max(0, s.at - 150));
+        expect(b.subarray(0, n).equals(want2.subarray(Math.max(0, s.at - 150), Math.max(0, s.at - 150) + n))).toBe(true);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
     expect(spawnSync('getfattr', ['-n', 'user.livemr.segments.3', f], { encoding: 'utf8' }).stderr).toMatch(/No such attribute/);
   });
 });
