@@ -92,7 +92,7 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
         throw illegalArgument(`Invalid path encoding: ${raw}`);
       }
       if (s === '' || s === '.') continue;
-      if (s === '..' || s.includes('\0')) throw illegalArgument(`Invalid path name ${raw}`);
+      if (s === '..' || s.includes('/') || s.includes('\0')) throw illegalArgument(`Invalid path name ${raw}`);
       parts.push(s);
     }
     const path = '/' + parts.join('/');
@@ -116,7 +116,9 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> => {
-    if (!url.pathname.startsWith(PREFIX + '/') && url.pathname !== PREFIX) throw notFound(url.pathname);
+    // the raw path, not url.pathname: URL parsing would quietly resolve '..' segments
+    const rawPath = (req.url ?? '/').split('?')[0]!;
+    if (!rawPath.startsWith(PREFIX + '/') && rawPath !== PREFIX) throw notFound(url.pathname);
     const q: Query = new Map();
     for (const [k, v] of url.searchParams) q.set(k.toLowerCase(), v);
     const method = req.method ?? 'GET';
@@ -124,7 +126,7 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
     if (!opRaw) throw badParam('op', '', 'missing');
     const op = opRaw.toUpperCase();
     const user = authenticate(q);
-    const { path, name } = parsePath(url.pathname.slice(PREFIX.length));
+    const { path, name } = parsePath(rawPath.slice(PREFIX.length));
     if (method === 'PUT' || method === 'POST' || method === 'DELETE') {
       req.resume(); // discard any body
       throw readOnly(op, path);
@@ -215,7 +217,7 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
           const base = f.local ? `http://${req.headers.host ?? new URL(f.location.url).host}` : f.location.url;
           const params = new URLSearchParams(url.searchParams);
           for (const k of [...params.keys()]) if (k.toLowerCase() === 'noredirect') params.delete(k);
-          const location = `${base}${url.pathname}?${params.toString()}`;
+          const location = `${base}${rawPath}?${params.toString()}`;
           if (noredirect) return sendJson(res, 200, { Location: location });
           res.writeHead(307, { Location: location, 'Content-Length': 0 });
           return void res.end();
