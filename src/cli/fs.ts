@@ -164,7 +164,7 @@ export async function run(argv: string[]): Promise<number> {
     case 'ls': {
       const p = parse(rest, ['--json'], []);
       if (p.positional.length) throw new UsageError(USAGE);
-      const list = await withStore(p.state, (c) => c.list(), (s) => s.list());
+      const list = fs.existsSync(p.state) ? await withStore(p.state, (c) => c.list(), (s) => s.list()) : [];
       process.stdout.write(p.flags.has('--json') ? JSON.stringify(list, null, 2) + '\n' : formatList(list));
       return 0;
     }

@@ -225,6 +225,39 @@ describe('in-process mount (ComposedMount API)', () => {
   });
 });
 
+describe('unmount with a file held open (API)', () => {
+  it('returns promptly; the open file keeps reading until closed, then the session ends', async () => {
+    const mnt = newMountpoint('held-api');
+    const store = CompositionStore.open(path.join(tmp, 'held-api-state'));
+    let mount: ComposedMount | undefined;
+    try {
+      const img = path.join(tmp, 'a.img');
+      store.compose('h', [{ file: img, offset: 0, length: 100_000 }]);
+      mount = await ComposedMount.mount(store, mnt);
+      const fd = fs.openSync(path.join(mnt, 'livemr_h'), 'r');
+      let closed = false;
+      void mount.closed.then(() => (closed = true));
+      try {
+        const t0 = Date.now();
+        await mount.unmount(500);
+        expect(Date.now() - t0).toBeLessThan(5000);
+        expect(mounted(mnt)).toBe(false); // gone from the namespace at once
+        const b = Buffer.alloc(1000);
+        expect(fs.readSync(fd, b, 0, 1000, 50_000)).toBe(1000); // detached, still served
+        expect(b.equals(fs.readFileSync(img).subarray(50_000, 51_000))).toBe(true);
+      } finally {
+        fs.closeSync(fd);
+      }
+      for (let i = 0; i < 100 && !closed; i++) await sleep(50);
+      expect(closed).toBe(true);
+    } finally {
+      await mount?.unmount();
+      unmountQuietly(mnt);
+      store.close();
+    }
+  });
+});
+
 describe('permissions: allow_other restricted to a group', () => {
   let store: CompositionStore;
   let mount: ComposedMount;
