@@ -54,9 +54,15 @@ interface SharedFile {
   /** what the host has been told */
   reported: Extent[];
   reportedSize: number;
-  /** queued update: earliest changed offset and when it was first seen */
-  queued?: { from: number; since: number; bytes: number };
+  /**
+   * queued update: earliest changed offset, when it was first seen, bytes concerned, and whether a
+   * frame goes even without a visible change (renamed; or written: dirty pages in unwritten extents
+   * show up only after writeback, which the send forces)
+   */
+  queued?: { from: number; since: number; bytes: number; force: boolean };
   settleTimer?: NodeJS.Timeout;
+  /** inotify saw a write since the last look */
+  modified: boolean;
 }
 
 interface Wanted {
@@ -126,7 +132,7 @@ export class Tracker {
   /** Everything the host must know after a (re)connect: every shared file from offset 0. */
   async resync(): Promise<void> {
     await this.serial(async () => {
-      for (const f of this.files.values()) { f.reported = []; f.reportedSize = 0; f.queued = { from: 0, since: Date.now(), bytes: 0 }; }
+      for (const f of this.files.values()) { f.reported = []; f.reportedSize = 0; f.queued = { from: 0, since: Date.now(), bytes: 0, force: true }; }
       await this.sendQueued(true);
       for (const w of this.wanted.values()) {
         if (w.status && w.status !== 'shared') this.emit({ type: 'shareStatus', refSeq: 0, path: w.path, status: w.status, fileId: 0, message: statusText(w.status) });
@@ -139,8 +145,8 @@ export class Tracker {
   async flush(refSeq: number): Promise<void> {
     await this.serial(async () => {
       for (const f of this.files.values()) this.discover(f);
-      for (const f of this.files.values()) f.queued ??= { from: Infinity, since: Date.now(), bytes: 0 };
-      await this.sendQueued(true);
+      for (const f of this.files.values()) f.queued ??= { from: Infinity, since: Date.now(), bytes: 0, force: false };
+      await this.sendQueued(false);
       this.emit({ type: 'flushDone', refSeq });
     });
   }
@@ -208,9 +214,9 @@ export class Tracker {
       const disk = resolveFileDisk(st.dev);
       const f: SharedFile = {
         id: this.nextId++, fd, key: `${st.dev}:${st.ino}`, ino: st.ino, generation: native().generation(fd), path, disk,
-        reported: [], reportedSize: 0,
+        reported: [], reportedSize: 0, modified: false,
       };
-      f.watcher = watch(path, { persistent: false }, () => this.touched(f));
+      f.watcher = watch(path, { persistent: false }, () => { f.modified = true; this.touched(f); });
       f.watcher.on('error', () => { /* inode gone: the rescan notices */ });
       this.files.set(f.id, f);
       this.byKey.set(f.key, f);
@@ -258,7 +264,11 @@ export class Tracker {
     try { st = fstatSync(f.fd); } catch { this.removeFile(f, 'failed'); return; }
     if (st.nlink === 0) { this.removeFile(f, 'deleted'); return; }
     if (!hasConsent(`/proc/self/fd/${f.fd}`)) { this.removeFile(f, 'consent-revoked'); return; }
+    const modified = f.modified;
+    f.modified = false;
+    const oldPath = f.path;
     this.followRename(f);
+    const moved = f.path !== oldPath;
     if (st.size < f.reportedSize) {
       // blocks past the new end may be reused at once: tell the host before anything else
       f.reported = clip(f.reported, st.size);
@@ -272,12 +282,12 @@ export class Tracker {
       const end = f.reported.at(-1);
       from = Math.min(from, end ? end.logical : 0);
     }
-    if (from === Infinity) return;
-    this.queue(f, from, false, map.extents);
+    if (from === Infinity && !modified && !moved) return;
+    this.queue(f, from, false, map.extents, moved || modified);
   }
 
   /** Adds an update to the batch and decides whether the batch goes now. */
-  private queue(f: SharedFile, from: number, now: boolean, extents?: Extent[]): void {
+  private queue(f: SharedFile, from: number, now: boolean, extents?: Extent[], force = false): void {
     const base = Math.min(from, f.queued?.from ?? Infinity);
     let gap = false;
     if (extents && this.o.sendOnGap) {
@@ -285,7 +295,7 @@ export class Tracker {
       gap = runsFrom(extents, anchor) > 1;
     }
     const bytes = extents ? extents.filter((x) => x.logical + x.length > base).reduce((s, x) => s + x.length, 0) : 0;
-    f.queued = { from: base, since: f.queued?.since ?? Date.now(), bytes };
+    f.queued = { from: base, since: f.queued?.since ?? Date.now(), bytes, force: force || (f.queued?.force ?? false) };
     const total = [...this.files.values()].reduce((s, x) => s + (x.queued?.bytes ?? 0), 0);
     if (now || gap || total >= this.o.batchBytes) this.kick(0);
     else this.kick(Math.max(0, f.queued.since + this.o.batchMs - Date.now()));
@@ -313,20 +323,28 @@ export class Tracker {
   private async sendQueued(all: boolean): Promise<void> {
     const due = [...this.files.values()].filter((f) => f.queued);
     if (!due.length) return;
-    const maps = new Map<SharedFile, ReturnType<typeof mapFile>>();
+    const plans: { f: SharedFile; map: ReturnType<typeof mapFile>; size: number; from: number }[] = [];
     for (const f of due) {
-      try { maps.set(f, mapFile(f.fd, f.disk.fsOffset, true)); } catch (e) { this.o.log(`FIEMAP ${f.path}: ${(e as Error).message}`); }
-    }
-    const devs = new Set([...maps.keys()].map((f) => f.disk.devNode));
-    for (const dev of devs) await flushDevice(dev, this.o.log);
-    for (const [f, map] of maps) {
-      if (!this.files.has(f.id)) continue;
-      let size: number;
-      try { size = fstatSync(f.fd).size; } catch { continue; }
-      const from = Math.max(0, Math.min(f.queued?.from ?? Infinity, firstDifference(f.reported, map.extents), all ? 0 : Infinity,
-        size !== f.reportedSize ? (f.reported.at(-1)?.logical ?? 0) : Infinity));
+      const q = f.queued!;
       f.queued = undefined;
-      if (from === Infinity) continue;
+      try {
+        const map = mapFile(f.fd, f.disk.fsOffset, true);
+        const size = fstatSync(f.fd).size;
+        const changed = Math.min(firstDifference(f.reported, map.extents), size !== f.reportedSize ? (f.reported.at(-1)?.logical ?? 0) : Infinity);
+        let from = Math.min(q.from, changed, all ? 0 : Infinity);
+        if (from === Infinity) {
+          if (!q.force) continue;
+          const last = f.reported.at(-1);
+          from = last ? last.logical + last.length : 0; // nothing new: a frame with the new path / size only
+        }
+        plans.push({ f, map, size, from });
+      } catch (e) { this.o.log(`FIEMAP ${f.path}: ${(e as Error).message}`); }
+    }
+    // new blocks: make QEMU write its own metadata (qcow2 L2 tables) before the host reads them
+    const devs = new Set(plans.filter((p) => firstDifference(p.f.reported, p.map.extents) !== Infinity).map((p) => p.f.disk.devNode));
+    for (const dev of devs) await flushDevice(dev, this.o.log);
+    for (const { f, map, size, from } of plans) {
+      if (!this.files.has(f.id)) continue;
       const tail = map.extents.filter((x) => x.logical + x.length > from).map((x) => x.logical < from
         ? { ...x, logical: from, physical: x.physical + (x.flags & EXTENT_UNMAPPABLE ? 0 : from - x.logical), length: x.length - (from - x.logical) } : x);
       for (const m of splitFileExtents({ fileId: f.id, inode: f.ino, generation: f.generation, path: f.path, disk: f.disk.serial, size, from }, tail)) this.emit(m);
