@@ -341,8 +341,10 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
     const files = [...this.files.values()];
     function* records(): Generator<Buffer> {
       for (const c of files) {
-        const segs = [...c.segments].map((s) => ({ src: s.source, offset: s.offset, length: s.length }));
-        yield encode({ op: 'compose', name: c.name, t: c.mtimeMs, directIo: c.directIo, sources: c.sources, n: segs.length }, segs);
+        // through specs, so sources no longer referenced (after a truncate) are dropped
+        const specs = c.resolved().map((s): SegmentSpec => (s.file === null ? { zero: true, length: s.length } : { file: s.file, offset: s.offset, length: s.length }));
+        const { sources, segs } = toRecord(specs);
+        yield encode({ op: 'compose', name: c.name, t: c.mtimeMs, directIo: c.directIo, sources, n: segs.length }, segs);
       }
     }
     journal.rewrite(records());
