@@ -167,6 +167,8 @@ export class Tracker {
     if (!st.isFile()) { report('not-regular', 0, 'not a regular file (symlinks are not followed)'); return; }
     const existing = this.byKey.get(`${st.dev}:${st.ino}`);
     if (existing) { existing.path = path; report('shared', existing.id); return; }
+    // a file that can never be mapped is refused before its owner is asked for consent
+    try { resolveFileDisk(st.dev); } catch (e) { report('unsupported-device', 0, (e as Error).message); return; }
     if (!hasConsent(path)) {
       if (w.pendingId !== undefined && w.pendingUid !== undefined && !this.o.spool.has(w.pendingId, w.pendingUid) && w.status === 'pending-consent') {
         report('denied', 0, 'the owner denied the request');
