@@ -16,4 +16,6 @@ export * from './actuators.js';
 export * from './loop.js';
 export * from './config.js';
 export * from './setup.js';
+export * from './sim.js';
+export * from './trace.js';
 export { Rng } from './rng.js';
