@@ -23,7 +23,8 @@ export interface MountOptions {
   debug?: boolean;
   /**
    * Read-ahead of the mount's bdi in KiB (root only). The kernel's 128 KiB default makes every
-   * buffered read a 128 KiB request; 1024 lets requests reach FUSE's 1 MiB maximum. Default 1024.
+   * buffered read a 128 KiB request; 1024 lets requests reach FUSE's 1 MiB maximum. Default 1024
+   * (512 with splice, whose replies must fit a pipe).
    */
   readAheadKb?: number;
 }
@@ -120,9 +121,18 @@ export class ComposedMount {
     for (const info of store.list()) m.push(store.get(info.name)!, -1);
     store.on('change', m.onChange);
     store.on('remove', m.onRemove);
-    const st = await fs.promises.stat(mp); // answered by the session threads: the mount is live
+    let st: fs.Stats;
+    try {
+      // answered by the session threads only once INIT succeeded: the mount is live
+      await fs.promises.readdir(mp);
+      st = await fs.promises.stat(mp);
+      if (await settles(closed, 0)) throw new Error('the FUSE session ended during start-up');
+    } catch (e) {
+      await m.unmount(0);
+      throw new FsError('EMOUNT', `mount at ${mp} is not usable: ${(e as Error).message}`);
+    }
     m.connection = Number((BigInt(st.dev) & 0xffn) | ((BigInt(st.dev) >> 12n) & 0xfff00n));
-    const ra = opts.readAheadKb ?? 1024;
+    const ra = opts.readAheadKb ?? (opts.splice ? 512 : 1024);
     if (Number.isInteger(ra) && ra > 0) {
       try {
         fs.writeFileSync(`/sys/class/bdi/0:${m.connection}/read_ahead_kb`, String(ra));

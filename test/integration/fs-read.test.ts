@@ -19,6 +19,8 @@ let tmp: string;
 let mnt: string;
 let store: CompositionStore;
 let mount: ComposedMount | undefined;
+let spliceMount: ComposedMount | undefined;
+let mntSplice: string;
 let ref: Buffer;
 let refHash: string;
 let segs: SegmentSpec[];
@@ -41,6 +43,8 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-fsread-'));
   mnt = path.join(tmp, 'mnt');
   fs.mkdirSync(mnt);
+  mntSplice = path.join(tmp, 'mnt-splice');
+  fs.mkdirSync(mntSplice);
   const big = path.join(tmp, 'big.img'); // 6 GiB sparse, random data in four 4 MiB chunks
   const small = path.join(tmp, 'small.img');
   const chunks = [0, 2 * GiB + 12345, 4 * GiB + 777_777, 5 * GiB + 3];
@@ -77,13 +81,16 @@ beforeAll(async () => {
   // a composed file that is itself larger than 4 GiB: 4.5 GiB of zeros, then data from 5 GiB + 3
   store.compose('far', [{ zero: true, length: 4.5 * GiB }, { file: big, offset: 5 * GiB + 3, length: 100_000 }]);
   mount = await ComposedMount.mount(store, mnt);
+  spliceMount = await ComposedMount.mount(store, mntSplice, { splice: true }); // same store, splice replies
 }, 120_000);
 
 afterAll(async () => {
   try {
     await mount?.unmount();
+    await spliceMount?.unmount();
   } finally {
     unmountQuietly(mnt);
+    unmountQuietly(mntSplice);
     store?.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -207,6 +214,25 @@ public class TransferTo {
     execFileSync('javac', ['-d', tmp, src]);
     const res = execFileSync('java', ['-cp', tmp, 'TransferTo', path.join(mnt, 'livemr_t')]).toString().trim().split(' ');
     expect(res).toEqual([refHash, refHash]);
+  });
+
+  it('the splice read path (--splice mount) gives the same bytes', async () => {
+    const f = path.join(mntSplice, 'livemr_t');
+    sh(`dd if=${f} iflag=nocache count=0 status=none`);
+    expect(sh(`cat ${f} | sha256sum | cut -d' ' -f1`)).toBe(refHash);
+    expect(sh(`dd if=${path.join(mntSplice, 'livemr_direct')} bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1`)).toBe(refHash);
+    const fd = fs.openSync(path.join(mntSplice, 'livemr_direct'), 'r'); // direct_io: every pread is a request
+    try {
+      for (const s of store.segments('t')) {
+        const off = Math.max(0, s.at - 3000);
+        const b = Buffer.alloc(6000);
+        const n = fs.readSync(fd, b, 0, 6000, off);
+        expect(b.subarray(0, n).equals(ref.subarray(off, off + n))).toBe(true);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(spliceMount!.stats().readErrors).toBe(0);
   });
 
   it('served every read in the addon without errors', () => {

@@ -227,6 +227,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
   // invalidate exactly the ranges we change (see notify_changed).
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA) conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+  if (fs->splice) conn->max_read = 524288;  // must repeat the max_read mount option
   if (fs->splice && (conn->capable & FUSE_CAP_SPLICE_WRITE)) conn->want |= FUSE_CAP_SPLICE_WRITE;
   else conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 }
@@ -789,8 +790,10 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   pthread_mutex_init(&fs->life, NULL);
 
   char opts[256];
-  snprintf(opts, sizeof opts, "ro,default_permissions,fsname=livemr,subtype=livemr%s",
-           get_bool(env, argv[1], "allowOther") ? ",allow_other" : "");
+  // splice replies must fit one pipe (pipe-max-size, 1 MiB by default, holds the header too) or
+  // libfuse silently falls back to copying: keep spliced requests at 512 KiB
+  snprintf(opts, sizeof opts, "ro,default_permissions,fsname=livemr,subtype=livemr%s%s",
+           get_bool(env, argv[1], "allowOther") ? ",allow_other" : "", fs->splice ? ",max_read=524288" : "");
   char *args_v[] = {"livemr", "-o", opts, get_bool(env, argv[1], "debug") ? "-d" : NULL, NULL};
   struct fuse_args args = FUSE_ARGS_INIT(args_v[3] ? 4 : 3, args_v);
   fs->se = fuse_session_new(&args, &ops, sizeof ops, fs);
