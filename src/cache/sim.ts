@@ -16,6 +16,8 @@ export interface PhaseTrace {
   accesses: Uint32Array[];
   /** per VM: compute time of the phase (µs), spread evenly over its accesses */
   computeUs: number[];
+  /** per VM: the VMs each accessed block is sent to over the network, split evenly (shuffle) */
+  sendsTo?: number[][];
 }
 
 export interface Trace {
@@ -35,7 +37,14 @@ export interface SimParams {
   missUs: number;
 }
 
-export type CachePolicy = { kind: 'shared' } | { kind: 'partitioned'; ws: number[] };
+/** Metrics of one VM over one epoch of an adaptive run, in the shape Algorithm 1 takes. */
+export type EpochMetrics = { vms: import('./model.js').VmMetrics[]; flows: import('./model.js').Flow[] };
+
+export type CachePolicy =
+  | { kind: 'shared' }
+  | { kind: 'partitioned'; ws: number[] }
+  /** the closed loop: start from `ws`, re-plan from the last epoch's metrics every `epochUs` */
+  | { kind: 'adaptive'; ws: number[]; epochUs: number; replan: (m: EpochMetrics) => number[] };
 
 export interface SimResult {
   jctUs: number;
@@ -49,7 +58,12 @@ export interface SimResult {
 /** An LRU set of block keys with a fixed capacity (Map keeps insertion order). */
 class Lru {
   private readonly map = new Map<number, true>();
-  constructor(private readonly capacity: number) {}
+  constructor(private capacity: number) {}
+  /** change the size; shrinking evicts the least recently used blocks */
+  resize(capacity: number): void {
+    this.capacity = capacity;
+    while (this.map.size > capacity) this.map.delete(this.map.keys().next().value as number);
+  }
   /** true on a hit; the block is cached (most recent) either way */
   touch(key: number): boolean {
     if (this.capacity <= 0) return false;
@@ -69,11 +83,36 @@ export function simulate(trace: Trace, policy: CachePolicy, p: SimParams): SimRe
     caches = Array.from({ length: n }, () => shared);
   } else {
     if (policy.ws.length !== n) throw new CacheInputError(`need ${n} cache weights`);
-    const sizes = toUnits(policy.ws, p.cacheBlocks);
-    caches = sizes.map((s) => new Lru(s));
+    caches = toUnits(policy.ws, p.cacheBlocks).map((size) => new Lru(size));
   }
   const perVm = Array.from({ length: n }, () => ({ ioUs: 0, accesses: 0, hits: 0, computeUs: 0 }));
   const phaseUs: number[] = [];
+  // adaptive runs: per-epoch counters and the time of the next re-plan
+  const adaptive = policy.kind === 'adaptive' ? policy : null;
+  if (adaptive && !(adaptive.epochUs > 0)) throw new CacheInputError('epochUs must be > 0');
+  const epoch = () => ({ ioUs: new Float64Array(n), cpuUs: new Float64Array(n), ops: new Float64Array(n), sent: new Map<string, number>() });
+  let ep = epoch();
+  let epochStart = 0;
+  let nextReplan = adaptive ? adaptive.epochUs : Infinity;
+  let elapsed = 0; // job time before the current phase
+  const replan = (now: number) => {
+    const seconds = (now - epochStart) / 1e6;
+    const metrics: EpochMetrics = {
+      vms: trace.vms.map((vm, i) => ({
+        name: vm.name, app: vm.app,
+        ioTimeNs: ep.ioUs[i]! * 1000, cpuTimeNs: ep.cpuUs[i]! * 1000,
+        iops: ep.ops[i]! / seconds, bandwidth: (ep.ops[i]! * trace.blockBytes) / seconds,
+      })),
+      flows: [...ep.sent].map(([k, bytes]) => {
+        const [a, b] = k.split('>').map(Number);
+        return { from: trace.vms[a!]!.name, to: trace.vms[b!]!.name, bytesPerSec: bytes / seconds };
+      }),
+    };
+    toUnits(adaptive!.replan(metrics), p.cacheBlocks).forEach((size, i) => caches[i]!.resize(size));
+    ep = epoch();
+    epochStart = now;
+  };
+
   for (const phase of trace.phases) {
     const clock = new Array<number>(n).fill(0);
     const pos = new Array<number>(n).fill(0);
@@ -86,6 +125,10 @@ export function simulate(trace: Trace, policy: CachePolicy, p: SimParams): SimRe
       let v = -1;
       for (let i = 0; i < n; i++) if (pos[i]! < phase.accesses[i]!.length && (v < 0 || clock[i]! < clock[v]!)) v = i;
       if (v < 0) break;
+      if (adaptive && elapsed + clock[v]! >= nextReplan) {
+        replan(elapsed + clock[v]!);
+        while (nextReplan <= elapsed + clock[v]!) nextReplan += adaptive.epochUs;
+      }
       const block = phase.accesses[v]![pos[v]!++]!;
       const hit = caches[v]!.touch(v * 2 ** 32 + block);
       const cost = hit ? p.hitUs : p.missUs;
@@ -94,8 +137,17 @@ export function simulate(trace: Trace, policy: CachePolicy, p: SimParams): SimRe
       s.ioUs += cost;
       s.accesses++;
       if (hit) s.hits++;
+      if (adaptive) {
+        ep.ioUs[v]! += cost;
+        ep.cpuUs[v]! += step[v]!;
+        ep.ops[v]! += 1;
+        const to = phase.sendsTo?.[v];
+        if (to?.length) for (const r of to) ep.sent.set(`${v}>${r}`, (ep.sent.get(`${v}>${r}`) ?? 0) + trace.blockBytes / to.length);
+      }
     }
-    phaseUs.push(Math.max(0, ...clock.filter((_, i) => trace.critical?.[i] ?? true)));
+    const t = Math.max(0, ...clock.filter((_, i) => trace.critical?.[i] ?? true));
+    phaseUs.push(t);
+    elapsed += t;
   }
   const hits = perVm.reduce((a, s) => a + s.hits, 0);
   const accesses = perVm.reduce((a, s) => a + s.accesses, 0);

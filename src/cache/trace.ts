@@ -102,7 +102,12 @@ export function hadoopTrace(o: TraceOptions): Trace {
     flows,
     phases: [
       { name: 'map', accesses: map.map((a) => Uint32Array.from(a)), computeUs: split.map((s) => s * o.passes * c) },
-      { name: 'shuffle', accesses: shuffle.map((a) => Uint32Array.from(a)), computeUs: mapOut.map((m) => m * c * 0.1) },
+      {
+        name: 'shuffle',
+        accesses: shuffle.map((a) => Uint32Array.from(a)),
+        computeUs: mapOut.map((m) => m * c * 0.1),
+        sendsTo: vms.map((_, v) => reducers.filter((r) => r !== v)),
+      },
       { name: 'reduce', accesses: reduce.map((a) => Uint32Array.from(a)), computeUs: fetched.map((f) => f * 2 * c) },
     ],
   };
@@ -118,7 +123,8 @@ export function withNoisyNeighbor(t: Trace, blocksPerPhase: number, name = 'scan
   const phases = t.phases.map((ph) => {
     const a = new Uint32Array(blocksPerPhase);
     for (let i = 0; i < blocksPerPhase; i++) a[i] = next++;
-    return { ...ph, accesses: [...ph.accesses, a], computeUs: [...ph.computeUs, blocksPerPhase * 20] };
+    const sendsTo = ph.sendsTo ? [...ph.sendsTo, []] : undefined;
+    return { ...ph, accesses: [...ph.accesses, a], computeUs: [...ph.computeUs, blocksPerPhase * 20], sendsTo };
   });
   return {
     ...t,
