@@ -69,5 +69,10 @@ describe('livemr cache', () => {
     expect(lines.map((l) => l.action)).toEqual(['baseline', 'dry-run', 'held']);
     expect(lines[1]!.inputs!.vms.length).toBe(2);
     expect(lines[1]!.plan!.rows.map((x) => x.ws)).toEqual([0.5, 0.5]); // idle VMs: no information, equal shares
+
+    // plan --vms samples the same live VMs twice and prints the table
+    const p = await livemr('plan', '--vms', cfg, '--sample', '0.2', '--json');
+    expect(p.code, p.stderr).toBe(0);
+    expect((JSON.parse(p.stdout) as { vms: { name: string }[] }).vms.map((v) => v.name)).toEqual(['m1', 'm2']);
   });
 });
