@@ -1,6 +1,6 @@
 // `livemr image map|read`: the disk image mapper from the command line.
 import { UsageError } from './main.js';
-import { openImage, toQemuMap, type BackingSpec, type ImageFormat, type OpenImageOptions } from '../image/index.js';
+import { formatQemuMapJson, openImage, toQemuMap, type BackingSpec, type ImageFormat, type OpenImageOptions } from '../image/index.js';
 
 const USAGE = `usage:
   livemr image map IMAGE [--json] [OPTIONS]          extents, like qemu-img map (--json: its JSON shape + "file")
@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
       const offset = p.offset ?? 0;
       const entries = toQemuMap(await img.map(offset, p.length ?? img.size - offset));
       if (p.json) {
-        await write(Buffer.from(`[${entries.map((e) => JSON.stringify(e)).join(',\n')}]\n`));
+        await write(formatQemuMapJson(entries));
       } else {
         const lines = ['Offset          Length          Mapped to       Depth  Kind  File'];
         for (const e of entries) {

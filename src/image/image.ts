@@ -8,7 +8,7 @@ import type { Extent } from './extent.js';
 import { isQcow2 } from './qcow2-header.js';
 import { Qcow2Layer } from './qcow2.js';
 import { RawLayer } from './raw.js';
-import type { ImageFormat, Layer, Run } from './layer.js';
+import type { ImageFormat, Layer } from './layer.js';
 import { PendingQueue, type PendingResolution } from './pending.js';
 
 export interface BackingSpec {
@@ -178,17 +178,13 @@ class ChainMapper implements ImageMapper {
 
   private async resolve(depth: number, bottom: number, offset: number, length: number, out: Extent[]): Promise<void> {
     const layer = this.layers[depth]!;
-    const runs = await layer.runs(offset, length, this.maxExtents - out.length);
+    const runs = await layer.runs(offset, length, depth, this.maxExtents - out.length);
     if (out.length + runs.length > this.maxExtents) {
       throw new ImageRangeError(`range ${offset}+${length} has more than ${this.maxExtents} extents; map it in smaller pieces`, this.path);
     }
     for (const run of runs) {
-      if (run.kind !== 'unallocated') {
-        out.push(toExtent(run, depth));
-        continue;
-      }
-      if (depth === bottom) {
-        out.push({ kind: 'unallocated', start: run.start, length: run.length, depth });
+      if (run.kind !== 'unallocated' || depth === bottom) {
+        out.push(run);
         continue;
       }
       const backingEnd = this.layers[depth + 1]!.size;
@@ -212,13 +208,9 @@ class ChainMapper implements ImageMapper {
 
   private async readRange(depth: number, offset: number, length: number, out: Buffer, base: number): Promise<void> {
     const layer = this.layers[depth]!;
-    for (const run of await layer.runs(offset, length)) {
-      const at = run.start - base;
-      if (run.kind === 'data') {
-        await run.file.readData(out, at, run.length, run.fileOffset);
-      } else if (run.kind === 'compressed') {
-        const cluster = await layer.readCompressed(run);
-        cluster.copy(out, at, run.start - run.clusterStart, run.start - run.clusterStart + run.length);
+    for (const run of await layer.runs(offset, length, depth)) {
+      if (run.kind === 'data' || run.kind === 'compressed') {
+        await layer.readExtent(run, out, run.start - base);
       } else if (run.kind === 'unallocated' && depth + 1 < this.layers.length) {
         const inside = Math.max(0, Math.min(run.length, this.layers[depth + 1]!.size - run.start));
         if (inside > 0) await this.readRange(depth + 1, run.start, inside, out, base);
@@ -244,18 +236,5 @@ class ChainMapper implements ImageMapper {
 
   async close(): Promise<void> {
     await Promise.allSettled(this.layers.map((l) => l.close()));
-  }
-}
-
-function toExtent(run: Exclude<Run, { kind: 'unallocated' }>, depth: number): Extent {
-  switch (run.kind) {
-    case 'data':
-      return { kind: 'data', start: run.start, length: run.length, depth, file: run.file.path, fileOffset: run.fileOffset };
-    case 'zero':
-      return run.file
-        ? { kind: 'zero', start: run.start, length: run.length, depth, file: run.file.path, fileOffset: run.fileOffset! }
-        : { kind: 'zero', start: run.start, length: run.length, depth };
-    case 'compressed':
-      return { kind: 'compressed', start: run.start, length: run.length, depth, file: run.file.path, fileOffset: run.fileOffset, compressedLength: run.compressedLength };
   }
 }

@@ -6,7 +6,7 @@ export { toSegments } from './extent.js';
 export { PendingQueue, allocatedInTop } from './pending.js';
 export type { PendingRange, PendingResolution } from './pending.js';
 export { ImageError, UnsupportedImageError, CorruptImageError, ImageRangeError } from './errors.js';
-export { toQemuMap, toQemuEntry, mergeQemuMap } from './qemu-map.js';
+export { toQemuMap, toQemuEntry, mergeQemuMap, formatQemuMapJson } from './qemu-map.js';
 export type { QemuMapEntry } from './qemu-map.js';
 export type { ImageFormat } from './layer.js';
 export { readQcow2Header, readSnapshots } from './qcow2-header.js';

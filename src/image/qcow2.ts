@@ -5,7 +5,8 @@ import { CorruptImageError, ImageError, ImageRangeError, UnsupportedImageError }
 import { ImageFile } from './file.js';
 import { decompressCluster } from './decompress.js';
 import { readQcow2Header, readSnapshots, l2Entries, type Qcow2Header } from './qcow2-header.js';
-import { pushRun, type Layer, type Run } from './layer.js';
+import { type CompressedExtent, type DataExtent, type Layer } from './layer.js';
+import type { Extent } from './extent.js';
 
 export interface Qcow2OpenOptions {
   /** map this internal snapshot (id or name) instead of the active L1 table */
@@ -17,10 +18,33 @@ export interface Qcow2OpenOptions {
 }
 
 const TWO32 = 4294967296;
+/** L2 tables read ahead per window, and read concurrently. */
+const PREFETCH_WINDOW = 256;
+const PREFETCH_PARALLEL = 32;
 /** Entries above this many bits of host offset cannot be represented exactly (and lie past any file). */
 const HI_LIMIT = 1 << 21;
 
-type CompressedRun = Extract<Run, { kind: 'compressed' }>;
+const DATA = 0, ZERO = 1, UNALLOCATED = 2;
+const KINDS = ['data', 'zero', 'unallocated'] as const;
+
+/**
+ * Append an extent, or extend the last one when it continues it (same kind, same file, contiguous
+ * offsets): allocation-free for the long runs of a large image. `file` undefined = no host cluster.
+ */
+function emit(out: Extent[], kind: number, start: number, length: number, depth: number, file: string | undefined, fileOffset: number): void {
+  const prev = out[out.length - 1] as { kind: string; start: number; length: number; file?: string; fileOffset?: number } | undefined;
+  const name = KINDS[kind]!;
+  if (prev !== undefined && prev.kind === name && prev.start + prev.length === start) {
+    if (kind === UNALLOCATED || (prev.file === file && (file === undefined || prev.fileOffset! + prev.length === fileOffset))) {
+      prev.length += length;
+      return;
+    }
+  }
+  if (kind === UNALLOCATED) out.push({ kind: 'unallocated', start, length, depth });
+  else if (kind === DATA) out.push({ kind: 'data', start, length, depth, file: file!, fileOffset });
+  else if (file === undefined) out.push({ kind: 'zero', start, length, depth });
+  else out.push({ kind: 'zero', start, length, depth, file, fileOffset });
+}
 
 export class Qcow2Layer implements Layer {
   readonly format = 'qcow2' as const;
@@ -107,44 +131,86 @@ export class Qcow2Layer implements Layer {
       return hit;
     }
     const table = await this.file.readMeta(offset, this.header.clusterSize, 'L2 table');
-    this.stats.l2Reads++;
-    const max = Math.max(1, Math.floor((this.opts.l2CacheBytes ?? 32 * 1024 * 1024) / this.header.clusterSize));
-    while (this.l2Cache.size >= max) this.l2Cache.delete(this.l2Cache.keys().next().value!);
-    this.l2Cache.set(offset, table);
+    this.cacheInsert(offset, table);
     return table;
   }
 
-  async runs(offset: number, length: number, maxRuns = Infinity): Promise<Run[]> {
+  async runs(offset: number, length: number, depth: number, maxRuns = Infinity): Promise<Extent[]> {
     const h = this.header;
     const cs = h.clusterSize;
-    const perTable = l2Entries(h);
-    const tableSpan = cs * perTable;
-    const out: Run[] = [];
+    const tableSpan = cs * l2Entries(h);
+    const out: Extent[] = [];
     const end = offset + length;
+    const l1Entries = this.l1.length / 8;
     let pos = offset;
     while (pos < end) {
       const l1Index = Math.floor(pos / tableSpan);
-      const tableEnd = Math.min(end, (l1Index + 1) * tableSpan);
-      if (l1Index >= this.l1.length / 8) {
-        pushRun(out, { kind: 'unallocated', start: pos, length: end - pos });
+      if (l1Index >= l1Entries) {
+        emit(out, UNALLOCATED, pos, end - pos, depth, undefined, 0);
         break;
       }
-      const at = l1Index * 8;
-      const hi = this.l1.readUInt32BE(at), lo = this.l1.readUInt32BE(at + 4);
-      if ((lo & 0x1ff) !== 0 || (hi & 0x7f000000) !== 0) {
-        throw new CorruptImageError(`L1 entry ${l1Index} has reserved bits set`, this.l1Offset + at, this.path);
+      // Read the L2 tables of the next window of L1 entries concurrently: one round trip per
+      // window instead of one per table.
+      const windowEnd = Math.min(l1Entries, Math.ceil(end / tableSpan), l1Index + Math.min(this.cacheTables(), PREFETCH_WINDOW));
+      await this.prefetch(l1Index, windowEnd);
+      for (let i = l1Index; i < windowEnd && pos < end; i++) {
+        const tableEnd = Math.min(end, (i + 1) * tableSpan);
+        const l2Offset = this.l2OffsetAt(i);
+        if (l2Offset === 0) {
+          emit(out, UNALLOCATED, pos, tableEnd - pos, depth, undefined, 0);
+        } else {
+          this.decodeTable(await this.l2Table(l2Offset), l2Offset, pos, tableEnd, depth, out, maxRuns);
+        }
+        pos = tableEnd;
       }
-      const l2Offset = this.hostOffset(hi, lo, this.l1Offset + at);
-      if (l2Offset === 0) {
-        pushRun(out, { kind: 'unallocated', start: pos, length: tableEnd - pos });
-      } else {
-        if (l2Offset % cs !== 0) throw new CorruptImageError(`L2 table offset ${l2Offset} is not cluster aligned`, this.l1Offset + at, this.path);
-        const table = await this.l2Table(l2Offset);
-        this.decodeTable(table, l2Offset, pos, tableEnd, out, maxRuns);
-      }
-      pos = tableEnd;
     }
     return out;
+  }
+
+  /** L2 table offset of L1 entry `i` (0 = unallocated), validated. */
+  private l2OffsetAt(i: number): number {
+    const at = i * 8;
+    const hi = this.l1.readUInt32BE(at), lo = this.l1.readUInt32BE(at + 4);
+    if ((lo & 0x1ff) !== 0 || (hi & 0x7f000000) !== 0) {
+      throw new CorruptImageError(`L1 entry ${i} has reserved bits set`, this.l1Offset + at, this.path);
+    }
+    const l2Offset = this.hostOffset(hi, lo, this.l1Offset + at);
+    if (l2Offset % this.header.clusterSize !== 0) {
+      throw new CorruptImageError(`L2 table offset ${l2Offset} is not cluster aligned`, this.l1Offset + at, this.path);
+    }
+    return l2Offset;
+  }
+
+  private cacheTables(): number {
+    return Math.max(1, Math.floor((this.opts.l2CacheBytes ?? 32 * 1024 * 1024) / this.header.clusterSize));
+  }
+
+  /** Load the missing L2 tables of L1 entries [from, to) into the cache, PREFETCH_PARALLEL at a time. */
+  private async prefetch(from: number, to: number): Promise<void> {
+    const missing: number[] = [];
+    for (let i = from; i < to; i++) {
+      let off: number;
+      try {
+        off = this.l2OffsetAt(i);
+      } catch {
+        break; // reported by the decoding pass, in guest order
+      }
+      if (off !== 0 && !this.l2Cache.has(off) && !missing.includes(off)) missing.push(off);
+    }
+    for (let k = 0; k < missing.length; k += PREFETCH_PARALLEL) {
+      const batch = missing.slice(k, k + PREFETCH_PARALLEL);
+      const tables = await Promise.allSettled(batch.map((off) => this.file.readMeta(off, this.header.clusterSize, 'L2 table')));
+      tables.forEach((t, j) => {
+        if (t.status === 'fulfilled') this.cacheInsert(batch[j]!, t.value);
+      });
+    }
+  }
+
+  private cacheInsert(offset: number, table: Buffer): void {
+    this.stats.l2Reads++;
+    const max = this.cacheTables();
+    while (this.l2Cache.size >= max) this.l2Cache.delete(this.l2Cache.keys().next().value!);
+    this.l2Cache.set(offset, table);
   }
 
   private hostOffset(hi: number, lo: number, where: number): number {
@@ -154,7 +220,7 @@ export class Qcow2Layer implements Layer {
   }
 
   /** Decode the L2 entries covering guest range [pos, end) (all within one L2 table). */
-  private decodeTable(table: Buffer, tableOffset: number, pos: number, end: number, out: Run[], maxRuns: number): void {
+  private decodeTable(table: Buffer, tableOffset: number, pos: number, end: number, depth: number, out: Extent[], maxRuns: number): void {
     const h = this.header;
     const cs = h.clusterSize;
     const entrySize = h.extendedL2 ? 16 : 8;
@@ -170,7 +236,7 @@ export class Qcow2Layer implements Layer {
       const hi = table.readUInt32BE(at), lo = table.readUInt32BE(at + 4);
       const copied = (hi & 0x80000000) !== 0;
       if (hi & 0x40000000) {
-        this.pushCompressed(table, at, hi, lo, where, copied, clusterStart, pos, clusterEnd, out);
+        this.pushCompressed(table, at, hi, lo, where, copied, pos, clusterEnd, depth, out);
         pos = clusterEnd;
         continue;
       }
@@ -183,17 +249,9 @@ export class Qcow2Layer implements Layer {
       if (host % cs !== 0) throw new CorruptImageError(`cluster offset ${host} is not cluster aligned`, where, this.path);
       // Offset 0 means unallocated, except in external data files where the copied flag disambiguates.
       const allocated = host !== 0 || (external && copied);
-      const file = this.dataFile;
+      const file = this.dataFile.path;
       if (!h.extendedL2) {
-        if (zeroFlag) {
-          pushRun(out, allocated
-            ? { kind: 'zero', start: pos, length: clusterEnd - pos, file, fileOffset: host + (pos - clusterStart) }
-            : { kind: 'zero', start: pos, length: clusterEnd - pos });
-        } else if (allocated) {
-          pushRun(out, { kind: 'data', start: pos, length: clusterEnd - pos, file, fileOffset: host + (pos - clusterStart) });
-        } else {
-          pushRun(out, { kind: 'unallocated', start: pos, length: clusterEnd - pos });
-        }
+        emit(out, zeroFlag ? ZERO : allocated ? DATA : UNALLOCATED, pos, clusterEnd - pos, depth, allocated ? file : undefined, host + (pos - clusterStart));
         pos = clusterEnd;
         continue;
       }
@@ -205,22 +263,15 @@ export class Qcow2Layer implements Layer {
         const index = Math.floor((pos - clusterStart) / sub);
         const subEnd = Math.min(clusterEnd, clusterStart + (index + 1) * sub);
         const bit = 1 << index;
-        if (allocBits & bit) {
-          pushRun(out, { kind: 'data', start: pos, length: subEnd - pos, file, fileOffset: host + (pos - clusterStart) });
-        } else if (zeroBits & bit) {
-          pushRun(out, allocated
-            ? { kind: 'zero', start: pos, length: subEnd - pos, file, fileOffset: host + (pos - clusterStart) }
-            : { kind: 'zero', start: pos, length: subEnd - pos });
-        } else {
-          pushRun(out, { kind: 'unallocated', start: pos, length: subEnd - pos });
-        }
+        const kind = allocBits & bit ? DATA : zeroBits & bit ? ZERO : UNALLOCATED;
+        emit(out, kind, pos, subEnd - pos, depth, allocated ? file : undefined, host + (pos - clusterStart));
         pos = subEnd;
       }
     }
   }
 
   private pushCompressed(table: Buffer, at: number, hi: number, lo: number, where: number, copied: boolean,
-    clusterStart: number, pos: number, clusterEnd: number, out: Run[]): void {
+    pos: number, clusterEnd: number, depth: number, out: Extent[]): void {
     const h = this.header;
     if (h.externalData) throw new CorruptImageError('compressed cluster in an image with an external data file', where, this.path);
     if (copied) throw new CorruptImageError('compressed L2 entry has the copied flag', where, this.path);
@@ -235,10 +286,20 @@ export class Qcow2Layer implements Layer {
     const fileOffset = Number(offsetBig);
     const sectors = Number(desc >> x);
     const compressedLength = (sectors + 1) * 512 - (fileOffset % 512);
-    out.push({ kind: 'compressed', start: pos, length: clusterEnd - pos, file: this.file, fileOffset, compressedLength, clusterStart });
+    out.push({ kind: 'compressed', start: pos, length: clusterEnd - pos, depth, file: this.file.path, fileOffset, compressedLength });
   }
 
-  async readCompressed(run: CompressedRun): Promise<Buffer> {
+  async readExtent(e: DataExtent | CompressedExtent, out: Buffer, at: number): Promise<void> {
+    if (e.kind === 'data') {
+      await this.dataFile.readData(out, at, e.length, e.fileOffset);
+    } else {
+      const cluster = await this.readCompressed(e);
+      const from = e.start % this.header.clusterSize;
+      cluster.copy(out, at, from, from + e.length);
+    }
+  }
+
+  private async readCompressed(run: CompressedExtent): Promise<Buffer> {
     if (this.lastCompressed?.offset === run.fileOffset) return this.lastCompressed.data;
     const h = this.header;
     if (run.fileOffset >= this.file.size) await this.file.refreshSize();

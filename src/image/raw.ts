@@ -1,7 +1,8 @@
 // A raw image: guest offset = file offset. Its size is rounded up to 512 bytes like QEMU does; the
 // tail past the end of the file reads as zeros.
 import { ImageFile } from './file.js';
-import type { Layer, Run } from './layer.js';
+import type { Extent } from './extent.js';
+import type { DataExtent, Layer } from './layer.js';
 
 export class RawLayer implements Layer {
   readonly format = 'raw' as const;
@@ -19,12 +20,12 @@ export class RawLayer implements Layer {
     return Math.ceil(this.file.size / 512) * 512;
   }
 
-  async runs(offset: number, length: number): Promise<Run[]> {
-    return length > 0 ? [{ kind: 'data', start: offset, length, file: this.file, fileOffset: offset }] : [];
+  async runs(offset: number, length: number, depth: number): Promise<Extent[]> {
+    return length > 0 ? [{ kind: 'data', start: offset, length, depth, file: this.file.path, fileOffset: offset }] : [];
   }
 
-  readCompressed(): Promise<Buffer> {
-    throw new Error('raw images have no compressed clusters');
+  async readExtent(e: DataExtent, out: Buffer, at: number): Promise<void> {
+    await this.file.readData(out, at, e.length, e.fileOffset);
   }
 
   async reload(): Promise<void> {
