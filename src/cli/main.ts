@@ -12,8 +12,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Runner> }>
   compose: { summary: 'create or extend a composed file livemr_NAME', load: () => import('./fs.js') },
   decompose: { summary: 'remove a composed file', load: () => import('./fs.js') },
   host: { summary: 'run the host agent (VMs → shared files on the mount)', load: () => import('./host.js') },
+  biglog: { summary: 'join shared files of several VMs into one growing file', load: () => import('./biglog.js') },
   status: { summary: 'status of a running host agent', load: () => import('./status.js') },
   ls: { summary: 'list composed files', load: () => import('./fs.js') },
+  hdfs: { summary: 'WebHDFS gateway for Hadoop, compose-from-local', load: () => import('./hdfs.js') },
   cache: { summary: 'AC-SSD cache/IOPS weights: plan, run the loop', load: () => import('./cache.js') },
 };
 

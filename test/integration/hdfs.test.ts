@@ -4,14 +4,16 @@
 //
 // Not here yet: reading a live guest file while the guest appends (waits on the host agent, issue 7).
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SegmentSpec } from '../../src/fs/store.js';
+import { serveControl, socketPath } from '../../src/fs/control.js';
 import { CompositionStore } from '../../src/fs/store.js';
+import { compositionName } from '../../src/host/naming.js';
 import { AgentReporter } from '../../src/hdfs/agent.js';
 import { Aggregator } from '../../src/hdfs/aggregator.js';
 import { LocalNamespace } from '../../src/hdfs/namespace.js';
@@ -26,6 +28,9 @@ let dir: string;
 const stores: CompositionStore[] = [];
 const gateways: Gateway[] = [];
 const reporters: AgentReporter[] = [];
+const children: ChildProcess[] = [];
+const servers: { close(): unknown }[] = [];
+const cli = path.resolve(import.meta.dirname, '../../bin/livemr.mjs');
 
 function dd(args: string[]): void {
   const r = spawnSync('dd', [...args, 'status=none'], { encoding: 'utf8' });
@@ -120,6 +125,8 @@ beforeAll(() => {
 }, 300_000);
 
 afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); // by the PID we spawned
+  for (const s of servers) s.close();
   for (const r of reporters) await r.stop().catch(() => {});
   for (const g of gateways) await g.close();
   for (const s of stores) s.close();
@@ -261,5 +268,84 @@ describe('aggregator with two host agents', () => {
     expect(r[8]!.rc).toBe(0);
     expect(r[9]!.rc).not.toBe(0);
     expect(r[9]!.err).toMatch(/Permission denied: user=mallory is not allowed/);
+  });
+});
+
+/** Runs the livemr CLI to completion without blocking this process (it may serve the control socket). */
+function livemr(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(c);
+    let stdout = '';
+    let stderr = '';
+    c.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+    c.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    c.on('error', reject);
+    c.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/** Retries `fn` until it returns a value (a test's wait for another process's inotify, bounded). */
+async function eventually<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('the livemr hdfs command, apart from the process that owns the compositions', () => {
+  it('compose-from-local makes one file of two shared guest files; `serve` follows the journal with inotify; Hadoop reads it', async () => {
+    const state = path.join(dir, 'state-cli');
+    const store = CompositionStore.open(state);
+    stores.push(store);
+    servers.push(await serveControl(store, socketPath(state), () => {}));
+    // what the host agent publishes for two shared guest files (its naming, src/host/naming.ts)
+    store.compose(compositionName('vm1', '/var/log/app.log'), mixedSpecs);
+    store.compose(compositionName('vm2', '/var/log/app.log'), wordSpecs);
+
+    const serve = spawn(process.execPath, [cli, 'hdfs', 'serve', '--state', state, '--listen', '127.0.0.1:0', '--data-host', 'kvmhost-cli', '--block-size', '1m', '--users', 'alice'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(serve);
+    let errText = '';
+    serve.stderr!.on('data', (b: Buffer) => (errText += b.toString()));
+    const url = await eventually(async () => /at (http:\/\/127\.0\.0\.1:\d+)\/webhdfs/.exec(errText)?.[1], 30_000);
+
+    const cfg = path.join(dir, 'biglog.json');
+    fs.writeFileSync(cfg, JSON.stringify({ name: 'biglog', files: [{ vm1: '/var/log/app.log' }, { vm2: '/var/log/app.log' }] }));
+    const made = await livemr(['hdfs', 'compose-from-local', cfg, '--state', state]);
+    expect(made.status, made.stderr).toBe(0);
+    const both = expected([...mixedSpecs, ...wordSpecs]);
+    expect(made.stdout).toBe(`livemr_biglog: ${both.length} bytes from 2 guest files\n`);
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(bad, JSON.stringify({ name: 'x', files: { vm3: '/not/shared' } }));
+    const refused = await livemr(['hdfs', 'compose-from-local', bad, '--state', state]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/vm3:\/not\/shared: not shared by the host agent/);
+
+    const status = async (name: string) => {
+      const r = await fetch(`${url}/webhdfs/v1/${name}?op=GETFILESTATUS&user.name=alice`);
+      return r.status === 200 ? ((await r.json()) as { FileStatus: { length: number } }).FileStatus.length : undefined;
+    };
+    expect(await eventually(() => status('livemr_biglog'))).toBe(both.length);
+    // growth across a block boundary reaches the separate gateway process through inotify
+    const grow: SegmentSpec = { file: img1, offset: 0, length: BLOCK + 1 };
+    store.append('biglog', [grow]);
+    await eventually(async () => ((await status('livemr_biglog')) === both.length + grow.length ? true : undefined));
+
+    const u = url.replace('http://', 'webhdfs://');
+    const r = await fsShell([['-cat', `${u}/livemr_biglog`], ['@blocks', `${u}/livemr_biglog`]], {}, 'alice');
+    const all = Buffer.concat([both, expected([grow])]);
+    expect(ok(r[0]!).equals(all)).toBe(true);
+    const blocks = ok(r[1]!).toString().trim().split('\n');
+    expect(blocks).toHaveLength(Math.ceil(all.length / BLOCK));
+    expect(blocks[0]).toMatch(/^0 1048576 kvmhost-cli kvmhost-cli:\d+$/); // names: the advertised address
+
+    serve.kill('SIGTERM');
+    const [code] = (await once(serve, 'exit')) as [number | null];
+    expect(code).toBe(0);
   });
 });

@@ -1,7 +1,6 @@
 // JournalFollower: a gateway apart from the mount sees the store's changes through inotify on the
 // state directory (no polling), including a journal replaced by compaction.
 
-import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
