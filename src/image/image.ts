@@ -1,7 +1,8 @@
 // openImage(): a backing chain of layers (top first) and the mapper over it. A range that is
 // unallocated in a layer falls through to the next one; past the end of a shorter backing file it
 // reads as zeros, attributed to the layer whose backing is short (as QEMU does).
-import { open, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
+import { ImageFile } from './file.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ImageError, ImageRangeError, UnsupportedImageError } from './errors.js';
 import type { Extent } from './extent.js';
@@ -68,13 +69,13 @@ export interface ImageMapper {
 }
 
 export async function probeFormat(path: string): Promise<ImageFormat> {
-  const fh = await open(path, 'r');
+  const file = await ImageFile.open(path);
   try {
     const buf = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(buf, 0, 4, 0);
-    return isQcow2(buf.subarray(0, bytesRead)) ? 'qcow2' : 'raw';
+    await file.readData(buf, 0, 4, 0);
+    return file.size >= 4 && isQcow2(buf) ? 'qcow2' : 'raw';
   } finally {
-    await fh.close();
+    await file.close();
   }
 }
 
