@@ -101,6 +101,7 @@ function inputs() {
     e2fsprogs: dpkgVersion('e2fsprogs'),
     node: { path: process.execPath, version: process.version, size: node.size, mtime: node.mtimeMs },
     tools: HOST_TOOLS.map((t) => `${t}:${statSync(t).mtimeMs}`),
+    guestAgent: guestAgentPackage(),
     sources: hashFiles([fileURLToPath(import.meta.url), ...listFiles(guestDir), ...listFiles(GUEST_BUILD)]),
   };
 }
@@ -178,6 +179,7 @@ async function buildInto(work: string, key: string, finalDir: string): Promise<G
   step('root filesystem (busybox, node, tools, control agent)');
   const rootDir = join(work, 'rootfs');
   buildRootTree(rootDir);
+  addGuestAgent(rootDir, step);
   await esbuild({
     entryPoints: [join(HERE, 'guest/ctl-agent.ts')],
     outfile: join(rootDir, 'opt/livemr/ctl-agent.mjs'),
@@ -298,6 +300,38 @@ function buildRootTree(rootDir: string): void {
   writeFileSync(join(rootDir, 'etc/group'), 'root:x:0:\nalice:x:1000:\n');
   writeFileSync(join(rootDir, 'etc/hostname'), 'livemr-guest\n');
   chmodSync(join(rootDir, 'tmp'), 0o1777);
+}
+
+// --- QEMU guest agent (a baseline for bench/host-read.ts) ------------------------------------------
+// Debian's qemu-ga, unpacked from its .deb (nothing installed on the host) into /usr/sbin with the
+// libraries ldd lists; boot.d/40-qemu-guest-agent starts it when a port org.qemu.guest_agent.0 exists.
+const GUEST_AGENT_PKG = 'qemu-guest-agent';
+
+function guestAgentPackage(): { name: string; version: string } {
+  const version = /Candidate: (\S+)/.exec(sh('apt-cache', ['policy', GUEST_AGENT_PKG]))?.[1];
+  if (!version || version === '(none)') throw new Error(`apt has no ${GUEST_AGENT_PKG} candidate (apt-get update?)`);
+  return { name: GUEST_AGENT_PKG, version };
+}
+
+function addGuestAgent(rootDir: string, step: (msg: string) => void): void {
+  const { name, version } = guestAgentPackage();
+  step(`${name} ${version}`);
+  const debDir = join(cacheRoot(), 'debs');
+  mkdirSync(debDir, { recursive: true });
+  const deb = join(debDir, `${name}_${version.replace(/:/g, '%3a')}.deb`);
+  if (!existsSync(deb)) {
+    const tmp = join(debDir, `dl-${process.pid}`);
+    mkdirSync(tmp, { recursive: true });
+    sh('apt-get', ['download', '-q', `${name}=${version}`], { cwd: tmp });
+    const got = readdirSync(tmp).find((f) => f.endsWith('.deb'));
+    if (!got) throw new Error(`apt-get download ${name} produced no .deb`);
+    renameSync(join(tmp, got), deb);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  const x = join(dirname(rootDir), 'qga-x');
+  sh('dpkg-deb', ['-x', deb, x]);
+  copyWithLibs(join(x, 'usr/sbin/qemu-ga'), rootDir, '/usr/sbin/qemu-ga');
+  rmSync(x, { recursive: true });
 }
 
 function makeExt4(file: string, bytes: number, o: { dir?: string; label: string; offset?: number }): void {
