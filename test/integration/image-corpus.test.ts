@@ -5,10 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { buildCorpus, sh, type CorpusImage } from '../unit/image/corpus.js';
+import { ImageFile } from '../../src/image/file.js';
 import {
-  CorruptImageError, UnsupportedImageError, openImage, mergeQemuMap, toQemuMap, type QemuMapEntry,
+  CorruptImageError, UnsupportedImageError, openImage, mergeQemuMap, readQcow2Header, toQemuMap, type QemuMapEntry,
 } from '../../src/image/index.js';
+
+const execFileP = promisify(execFile);
 
 let dir: string;
 let corpus: CorpusImage[] = [];
@@ -95,6 +101,32 @@ describe('image mapper against qemu-img on a generated corpus', () => {
       'compressed-deflate', 'compressed-zstd', 'data', 'depth-0', 'depth-1', 'depth-2', 'unallocated', 'zero-plain', 'zero-prealloc',
     ]));
   }, 120_000);
+
+  it('really contains a dirty image (lazy refcounts, not cleaned up)', async () => {
+    const dirty = corpus.find((c) => c.name.startsWith('dirty'))!;
+    const f = await ImageFile.open(dirty.path);
+    try {
+      expect((await readQcow2Header(f)).dirty).toBe(true);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('CLI: `livemr image map --json` and `livemr image read` agree with qemu-img', async () => {
+    const img = corpus.find((c) => c.name === '3-deep chain over a raw base')!;
+    const cli = fileURLToPath(new URL('../../bin/livemr.mjs', import.meta.url));
+    const ours = JSON.parse(await sh(process.execPath, [cli, 'image', 'map', '--json', img.path])) as QemuMapEntry[];
+    const formats = ['qcow2', 'qcow2', 'raw'];
+    expect(normalise(ours, formats)).toEqual(normalise(await qemuMap(img), formats));
+    expect(ours.filter((e) => e.offset !== undefined).every((e) => e.file === img.files[e.depth])).toBe(true);
+    const { stdout } = await execFileP(process.execPath, [cli, 'image', 'read', img.path, '1000000', '300000'], { encoding: 'buffer', maxBuffer: 1 << 24 });
+    const out = join(dir, 'cli.raw');
+    await sh('qemu-img', ['convert', '-O', 'raw', img.path, out]);
+    expect(Buffer.compare(stdout, (await readFile(out)).subarray(1000000, 1300000))).toBe(0);
+    // Bad usage exits 2 with a message; a missing image exits 1 with a typed error.
+    await expect(execFileP(process.execPath, [cli, 'image', 'read', img.path, 'x', '1'])).rejects.toMatchObject({ code: 2 });
+    await expect(execFileP(process.execPath, [cli, 'image', 'map', join(dir, 'missing.qcow2')])).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/ImageError/) });
+  });
 
   it('follows the backing chain given by the caller over the one in the header', async () => {
     const base1 = join(dir, 'graph-base1.qcow2'), base2 = join(dir, 'graph-base2.qcow2'), top = join(dir, 'graph-top.qcow2');
