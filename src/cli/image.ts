@@ -76,10 +76,10 @@ export async function run(argv: string[]): Promise<number> {
       if (p.json) {
         await write(formatQemuMapJson(entries));
       } else {
-        const lines = ['Offset          Length          Mapped to       Depth  Kind  File'];
+        const lines = ['Offset           Length           Mapped to        Depth  Kind        File'];
         for (const e of entries) {
           const kind = !e.present ? 'unalloc' : e.zero ? 'zero' : e.offset === undefined ? 'compressed' : 'data';
-          lines.push(`0x${e.start.toString(16).padEnd(14)} 0x${e.length.toString(16).padEnd(14)} ${e.offset === undefined ? '-'.padEnd(15) : '0x' + e.offset.toString(16).padEnd(13)} ${String(e.depth).padEnd(6)} ${kind.padEnd(5)} ${e.file ?? ''}`);
+          lines.push(`0x${e.start.toString(16).padEnd(14)} 0x${e.length.toString(16).padEnd(14)} ${e.offset === undefined ? '-'.padEnd(16) : '0x' + e.offset.toString(16).padEnd(14)} ${String(e.depth).padEnd(6)} ${kind.padEnd(11)} ${e.file ?? ''}`);
         }
         await write(Buffer.from(lines.join('\n') + '\n'));
       }
