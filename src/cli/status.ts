@@ -1,36 +1,16 @@
 // `livemr status [--state DIR | --config FILE] [--json]`: asks a running agent over its root-only
 // unix socket (DIR/agent.sock) and prints VMs, channels, shared files, pending ranges, freshness lag.
-import { request } from 'node:http';
-import { statusSocketPath, type AgentStatus } from '../host/agent.js';
-import { loadConfig } from '../host/config.js';
+import type { AgentStatus } from '../host/agent.js';
+import { agentRequest, stateDirFromArgs } from '../host/agent-client.js';
 import { UsageError } from './main.js';
-
-function fetchStatus(socketPath: string): Promise<AgentStatus> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: '/status', method: 'GET', timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        try { resolve(JSON.parse(body) as AgentStatus); } catch (e) { reject(e); }
-      });
-    });
-    req.on('error', (e: NodeJS.ErrnoException) =>
-      reject(new Error(`no agent answering on ${socketPath} (${e.code ?? e.message}): is \`livemr host\` running?`)));
-    req.end();
-  });
-}
 
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
 
 export async function run(argv: string[]): Promise<number> {
-  const arg = (k: string) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : undefined; };
-  const cfgFile = arg('--config');
-  const stateDir = arg('--state') ?? (cfgFile ? loadConfig(cfgFile).stateDir : '/var/lib/livemr');
   if (argv.some((a) => a.startsWith('--') && !['--state', '--config', '--json'].includes(a))) {
     throw new UsageError('usage: livemr status [--state DIR | --config FILE] [--json]');
   }
-  const s = await fetchStatus(statusSocketPath(stateDir));
+  const s = await agentRequest<AgentStatus>(await stateDirFromArgs(argv), 'GET', '/status');
   if (argv.includes('--json')) {
     process.stdout.write(JSON.stringify(s, null, 2) + '\n');
     return 0;

@@ -13,6 +13,7 @@ import { serveControl, socketPath } from '../fs/control.js';
 import type { AgentConfig } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { BigLogError, BigLogs, type BigLogSource } from './biglog.js';
 import { VmLink, type VmStatus } from './vm-link.js';
 
 export interface AgentStatus {
@@ -24,6 +25,19 @@ export interface AgentStatus {
   vms: VmStatus[];
 }
 
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      body += c;
+      if (body.length > limit) { reject(new BigLogError(`body larger than ${limit} bytes`)); req.destroy(); }
+    });
+    req.on('end', () => resolve(body));
+    req.on('error', reject);
+  });
+}
+
 export const statusSocketPath = (stateDir: string): string => join(stateDir, 'agent.sock');
 
 export class HostAgent {
@@ -32,13 +46,16 @@ export class HostAgent {
   private readonly started = Date.now();
   readonly metrics = new Metrics();
   private stopping?: Promise<void>;
+  readonly bigLogs: BigLogs;
 
   private constructor(
     readonly cfg: AgentConfig,
     readonly store: CompositionStore,
     readonly mount: ComposedMount,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.bigLogs = new BigLogs(store, join(cfg.stateDir, 'biglogs.json'), log.child('biglog'), cfg.vms.map((v) => v.name));
+  }
 
   static async start(cfg: AgentConfig, log: Logger = createLogger({ component: 'host' })): Promise<HostAgent> {
     // state is root-only: it names image files and guest paths
@@ -62,7 +79,10 @@ export class HostAgent {
     }
     const hostId = cfg.hostname ?? hostname();
     for (const vm of cfg.vms) {
-      agent.links.push(new VmLink(vm, { store, log, metrics: agent.metrics, runDir: cfg.runDir, hostId }));
+      agent.links.push(new VmLink(vm, {
+        store, log, metrics: agent.metrics, runDir: cfg.runDir, hostId,
+        onChange: (vmName, path, size, change) => agent.bigLogs.sourceChanged(vmName, path, size, change),
+      }));
     }
     log.info('agent started', { mountpoint: cfg.mountpoint, stateDir: cfg.stateDir, vms: cfg.vms.map((v) => v.name), compositions: store.list().length });
     return agent;
@@ -124,7 +144,22 @@ export class HostAgent {
   }
 
   private serveHttp(req: IncomingMessage, res: ServerResponse): void {
+    const json = (code: number, body: unknown) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     try {
+      if (req.url === '/biglogs' && req.method === 'POST') {
+        // changes only over the root-only unix socket, never over the metrics address
+        if (req.socket.remoteAddress !== undefined) return void json(403, { error: 'BigLogs are defined over the agent socket only' });
+        return void readBody(req, 64 * 1024).then((body) => {
+          const b = JSON.parse(body) as { name?: unknown; sources?: unknown };
+          if (typeof b.name !== 'string' || !Array.isArray(b.sources) ||
+            !b.sources.every((x: unknown) => typeof (x as BigLogSource)?.vm === 'string' && typeof (x as BigLogSource)?.path === 'string')) {
+            return json(400, { error: 'body must be {name, sources: [{vm, path}]}' });
+          }
+          this.bigLogs.join(b.name, b.sources as BigLogSource[]);
+          json(200, this.bigLogs.list().find((x) => x.name === b.name));
+        }).catch((e: Error) => json(e instanceof BigLogError || e instanceof SyntaxError || /bad name/.test(e.message) ? 400 : 500, { error: e.message }));
+      }
+      if (req.url === '/biglogs' && req.method === 'GET') return void json(200, this.bigLogs.list());
       if (req.method !== 'GET') {
         res.writeHead(405, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'method not allowed' }));
       } else if (req.url === '/metrics') {

@@ -16,7 +16,7 @@ import type { VmConfig } from './config.js';
 import { layoutFile, LayoutError } from './layout.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
-import { compositionName } from './naming.js';
+import { compositionName, unescapePath } from './naming.js';
 import { publish } from './publish.js';
 
 const CHANNEL_DEVICE_ID = 'livemr-channel';
@@ -56,8 +56,12 @@ interface Tracked {
   file: GuestFile;
 }
 
+export type SourceChange = 'grown' | 'shrunk' | 'remapped' | 'removed';
+
 export interface VmLinkDeps {
   store: CompositionStore;
+  /** told after a shared file's composition changed (BigLogs follow their sources through it) */
+  onChange?: (vm: string, path: string, size: number, change: SourceChange) => void;
   log: Logger;
   metrics: Metrics;
   runDir: string;
@@ -173,7 +177,9 @@ export class VmLink {
         for (const t of this.files.values()) this.queue.set(t.file.fileId, t.file);
         await this.processQueue();
       });
-    } else if (ev.event === 'RESET' || ev.event === 'SHUTDOWN') {
+    } else {
+      const state: Record<string, string> = { STOP: 'paused', RESUME: 'running', SHUTDOWN: 'shutdown', RESET: 'running' };
+      if (this.model && state[ev.event]) this.model.status = state[ev.event]!;
       this.log.info('guest lifecycle event', { event: ev.event });
     }
   }
@@ -281,7 +287,10 @@ export class VmLink {
   private removeFile(fileId: number | undefined, name: string, reason: string): void {
     if (fileId !== undefined) this.files.delete(fileId);
     else for (const [id, t] of this.files) if (t.status.name === name) this.files.delete(id);
-    if (this.deps.store.remove(name)) this.log.info('shared file removed', { file: name, reason });
+    if (this.deps.store.remove(name)) {
+      this.log.info('shared file removed', { file: name, reason });
+      this.deps.onChange?.(this.cfg.name, unescapePath(name.slice(this.cfg.name.length + 1)), 0, 'removed');
+    }
   }
 
   // --- updates → compositions ----------------------------------------------------------------
@@ -324,6 +333,13 @@ export class VmLink {
     const batch = [...this.queue.values()];
     this.queue.clear();
     const t0 = Date.now();
+    // An external snapshot (blockdev-snapshot-sync) or a block job's graph change can put a new
+    // image on top without an event we can rely on: compare the chains QEMU runs now with ours.
+    if (this.qmp?.state === 'open' && (await this.chainsChanged(this.qmp))) {
+      this.log.info('backing chain changed: reloading mappers and remapping every file');
+      await this.loadBlockGraph(this.qmp);
+      for (const t of this.files.values()) if (!this.queue.has(t.file.fileId)) batch.push(t.file);
+    }
     // the helper reported these after FIEMAP_SYNC (a guest flush): QEMU's metadata on disk is
     // current, so drop every cached header/L1/L2 before translating
     const disks = new Set(batch.map((f) => f.disk));
@@ -344,6 +360,12 @@ export class VmLink {
     }
   }
 
+  private async chainsChanged(qmp: QmpClient): Promise<boolean> {
+    const now = await describeVm(qmp);
+    const sig = (m: VmModel | undefined) => JSON.stringify((m?.disks ?? []).map((d) => [d.serial, d.chain.map((l) => [l.file, l.format])]));
+    return sig(now) !== sig(this.model);
+  }
+
   /** Returns true when the file still has a pending tail. */
   private async apply(f: GuestFile): Promise<boolean> {
     const name = compositionName(this.cfg.name, f.path);
@@ -356,6 +378,7 @@ export class VmLink {
     this.files.set(f.fileId, { status, file: f });
     const mapper = this.mappers.get(f.disk);
     let result;
+    const before = this.deps.store.get(name)?.segments.size ?? 0;
     try {
       if (!mapper) throw new LayoutError(`the guest named disk serial '${f.disk}', which this VM does not have`);
       const layout = await layoutFile(f.size, f.extents, mapper);
@@ -373,6 +396,10 @@ export class VmLink {
       this.deps.metrics.inc('livemr_refused_updates_total', 'guest updates refused', { vm: this.cfg.name });
     }
     status.servedSize = this.deps.store.get(name)?.segments.size ?? 0;
+    const change: SourceChange | undefined =
+      result === 'refused' || result === 'removed' ? 'removed' : result === 'remapped' ? 'remapped'
+        : result === 'truncated' ? 'shrunk' : status.servedSize > before ? 'grown' : undefined;
+    if (change) this.deps.onChange?.(this.cfg.name, f.path, status.servedSize, change);
     if (result !== 'unchanged') {
       this.log.info('shared file updated', { file: name, path: f.path, result, guestSize: f.size, served: status.servedSize, pending: status.pendingRanges, ...(status.refused ? { refused: status.refused } : {}) });
     }

@@ -26,8 +26,10 @@ export interface ExecOptions { timeoutMs?: number; stdin?: Buffer | string }
 
 export interface GuestVm {
   dir: string;
-  pid: number;
+  /** PID of the current QEMU process */
+  readonly pid: number;
   accel: 'kvm' | 'tcg';
+  /** boot-to-ready of the last (re)start */
   bootMs: number;
   qmpSocket: string;
   /** a second QMP monitor for the test itself (a monitor serves one client at a time) */
@@ -44,6 +46,12 @@ export interface GuestVm {
   put(hostPath: string, guestPath: string, mode?: number): Promise<void>;
   /** clean shutdown if possible, QEMU killed by PID otherwise; removes overlays and sockets */
   shutdown(): Promise<void>;
+  /** SIGKILL QEMU (a crash), keeping disks and sockets for restart() */
+  kill(): Promise<void>;
+  /** kill QEMU if running and start it again on the same disks; resolves when the guest is ready */
+  restart(): Promise<void>;
+  /** reconnect the control channel after a guest reboot and wait for the agent */
+  waitReady(timeoutMs?: number): Promise<void>;
 }
 
 export interface BootOptions {
@@ -54,6 +62,8 @@ export interface BootOptions {
   extraArgs?: string[];
   /** command prefix QEMU is started under, e.g. ['ip', 'netns', 'exec', NS] (it must exec QEMU in place) */
   wrapper?: string[];
+  /** let a guest reboot (default: QEMU exits on reboot, so a test notices a panic at once) */
+  allowReboot?: boolean;
   /** prefix of the VM directory name, for logs */
   name?: string;
   /** keep the console log in test-artifacts/ even on success */
@@ -112,9 +122,11 @@ export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
   ];
   const args = [
     '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max', '-smp', '1',
-    '-m', String(opts.memoryMb ?? 512), '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-m', String(opts.memoryMb ?? 512), '-nodefaults', '-no-user-config', '-display', 'none',
+    ...(opts.allowReboot ? [] : ['-no-reboot']),
     '-kernel', image.vmlinuz, '-initrd', image.initrd,
-    '-append', 'console=ttyS0 panic=-1 quiet loglevel=4',
+    // no_timer_check: on a loaded host the IO-APIC timer check can fail under TCG and panic
+    '-append', 'console=ttyS0 panic=-1 quiet loglevel=4 no_timer_check',
     '-serial', `file:${p('console.log')}`,
     '-qmp', `unix:${p('qmp.sock')},server=on,wait=off`,
     '-qmp', `unix:${p('qmp-test.sock')},server=on,wait=off`,
@@ -131,49 +143,60 @@ export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
     ...(opts.extraArgs ?? []),
   ];
   writeFileSync(p('qemu.args'), JSON.stringify(args));
-  const t0 = Date.now();
-  const stderrLog = p('qemu.stderr');
-  const [cmd, ...argv] = [...(opts.wrapper ?? []), 'qemu-system-x86_64', ...args];
-  const child = spawn(cmd!, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
-  const pid = child.pid!;
-  live.set(pid, dir);
-  let qemuStderr = '';
-  child.stderr!.on('data', (b: Buffer) => { qemuStderr += b.toString(); });
-  let exited: { code: number | null; signal: string | null } | undefined;
-  child.on('exit', (code, signal) => { exited = { code, signal }; writeFileSync(stderrLog, qemuStderr); });
 
-  const ctl = new ControlChannel(p('ctl.sock'));
-  const kill = async () => {
-    ctl.close();
-    if (!exited) {
-      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-      for (let i = 0; i < 50 && !exited; i++) await sleep(20);
-      if (!exited) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-      for (let i = 0; i < 100 && !exited; i++) await sleep(20);
+  // One QEMU process; restart() replaces it with a new one on the same disks and sockets.
+  let proc = { pid: 0, exited: undefined as { code: number | null; signal: string | null } | undefined, stderr: '' };
+  let ctl = new ControlChannel(p('ctl.sock'));
+  const launch = async (): Promise<number> => {
+    const t0 = Date.now();
+    const [cmd, ...argv] = [...(opts.wrapper ?? []), 'qemu-system-x86_64', ...args];
+    const child = spawn(cmd!, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+    const me = { pid: child.pid!, exited: undefined as typeof proc.exited, stderr: '' };
+    proc = me;
+    live.set(me.pid, dir);
+    child.stderr!.on('data', (b: Buffer) => { me.stderr += b.toString(); });
+    child.on('exit', (code, signal) => { me.exited = { code, signal }; writeFileSync(p('qemu.stderr'), me.stderr); });
+    ctl = new ControlChannel(p('ctl.sock'));
+    try {
+      await ctl.connect(() => me.exited, opts.bootTimeoutMs ?? 60_000);
+    } catch (e) {
+      await kill();
+      throw new GuestError(keepLog(`guest did not come up: ${(e as Error).message}`));
     }
-    live.delete(pid);
+    const ms = Date.now() - t0;
+    console.error(`[vm] ${opts.name ?? 'vm'}: ${accel} (${why}), boot to ready ${ms} ms, pid ${me.pid}`);
+    return ms;
+  };
+  const kill = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    ctl.close();
+    const me = proc;
+    if (!me.exited) {
+      try { process.kill(me.pid, signal); } catch { /* gone */ }
+      for (let i = 0; i < 50 && !me.exited; i++) await sleep(20);
+      if (!me.exited) { try { process.kill(me.pid, 'SIGKILL'); } catch { /* gone */ } }
+      for (let i = 0; i < 100 && !me.exited; i++) await sleep(20);
+    }
+    live.delete(me.pid);
   };
   const keepLog = (reason: string) => {
     const art = join(process.cwd(), 'test-artifacts');
     mkdirSync(art, { recursive: true });
-    const dest = join(art, `${opts.name ?? 'vm'}-${pid}-console.log`);
+    const dest = join(art, `${opts.name ?? 'vm'}-${proc.pid}-console.log`);
     try { copyFileSync(p('console.log'), dest); } catch { /* no log */ }
-    return `${reason} (console log: ${dest}; qemu stderr: ${qemuStderr.trim().slice(-500)})`;
+    return `${reason} (console log: ${dest}; qemu stderr: ${proc.stderr.trim().slice(-500)})`;
   };
 
+  let bootMs: number;
   try {
-    await ctl.connect(() => exited, opts.bootTimeoutMs ?? 60_000);
+    bootMs = await launch();
   } catch (e) {
-    await kill();
-    const msg = keepLog(`guest did not come up: ${(e as Error).message}`);
     rmSync(dir, { recursive: true, force: true });
-    throw new GuestError(msg);
+    throw e;
   }
-  const bootMs = Date.now() - t0;
-  console.error(`[vm] ${opts.name ?? 'vm'}: ${accel} (${why}), boot to ready ${bootMs} ms, pid ${pid}`);
 
   const vm: GuestVm = {
-    dir, pid, accel, bootMs, disks,
+    dir, accel, bootMs, disks,
+    get pid() { return proc.pid; },
     qmpSocket: p('qmp.sock'),
     testQmpSocket: p('qmp-test.sock'),
     channelSocket: p('channel.sock'),
@@ -189,12 +212,24 @@ export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
     async put(hostPath, guestPath, mode = 0o644) {
       await ctl.request({ op: 'put', path: guestPath, mode, data: readFileSync(hostPath).toString('base64') });
     },
+    async kill() {
+      await kill('SIGKILL');
+    },
+    async restart() {
+      await kill('SIGKILL');
+      vm.bootMs = await launch();
+    },
+    async waitReady(timeoutMs = 60_000) {
+      ctl.close();
+      ctl = new ControlChannel(p('ctl.sock'));
+      await ctl.connect(() => proc.exited, timeoutMs);
+    },
     async shutdown() {
-      if (!live.has(pid)) return;
+      if (!live.has(proc.pid)) { rmSync(dir, { recursive: true, force: true }); return; }
       // A clean poweroff flushes the guest; QEMU exits because of -no-reboot / ACPI off.
-      if (!exited) {
+      if (!proc.exited) {
         ctl.request({ op: 'sh', script: 'sync; poweroff -f' }, 3000).catch(() => {});
-        for (let i = 0; i < 150 && !exited; i++) await sleep(20);
+        for (let i = 0; i < 150 && !proc.exited; i++) await sleep(20);
       }
       await kill();
       if (opts.keepLog) keepLog('kept');
