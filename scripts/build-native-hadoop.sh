@@ -2,7 +2,7 @@
 # Real Hadoop client jars for the WebHDFS gateway's tests and benchmarks (docs/hdfs.md), resolved by
 # Maven from test/hadoop/pom.xml into a cache outside git keyed by the pom's hash, plus the small
 # Java test driver compiled against them. Idempotent: a cached run only hashes two files.
-# Prints nothing when cached; `--print` prints the classpath directory (jars/ and classes/ under it).
+# Prints nothing when cached; `--print` prints the cache directory (conf/, classes/, jars/ under it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pom=test/hadoop/pom.xml
@@ -24,6 +24,13 @@ if [[ ! -f "$dir/.done" ]]; then
   trap - EXIT
   # older caches (other pom / driver versions)
   for old in "$(dirname "$dir")"/hadoop-*; do [[ "$old" != "$dir" && -d "$old" ]] && rm -rf "$old"; done
+fi
+# a client configuration directory, as $HADOOP_CONF_DIR would be on a Hadoop install: FsShell.main
+# insists on core-site.xml, and log4j wants a configuration
+if [[ ! -f "$dir/conf/log4j.properties" ]]; then
+  mkdir -p "$dir/conf"
+  printf '<?xml version="1.0"?>\n<configuration/>\n' > "$dir/conf/core-site.xml"
+  printf 'log4j.rootLogger=WARN,stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=%%p %%c{1}: %%m%%n\n' > "$dir/conf/log4j.properties"
 fi
 [[ "${1:-}" == --print ]] && echo "$dir"
 exit 0

@@ -14,7 +14,7 @@ export function hadoopClasspath(): string {
   const r = spawnSync('bash', [path.join(root, 'scripts/build-native-hadoop.sh'), '--print'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`build-native-hadoop.sh failed: ${r.stderr}`);
   const dir = r.stdout.trim();
-  return (cached = `${dir}/classes:${dir}/jars/*`);
+  return (cached = `${dir}/conf:${dir}/classes:${dir}/jars/*`);
 }
 
 /** JVM flags: a small heap and quick start-up on a small machine. */
