@@ -34,29 +34,37 @@ async function buildImage(dir: string, allocated: number): Promise<{ path: strin
   return { path, clusters: chosen.size };
 }
 
-async function timeProcess(cmd: string, args: string[]): Promise<number> {
-  const t0 = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+interface Timing { wall: number; cpu: number }
+
+/** Wall and CPU (user+sys) time of a command, measured by bash's `time` (stdout discarded). */
+async function timeProcess(cmd: string, args: string[]): Promise<Timing> {
+  const quoted = [cmd, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const out = await new Promise<string>((resolve, reject) => {
+    const p = spawn('bash', ['-c', `TIMEFORMAT='%3R %3U %3S'; time ${quoted} >/dev/null`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}`))));
+    p.on('exit', (code) => (code === 0 ? resolve(err) : reject(new Error(`${cmd} exited ${code}: ${err}`))));
   });
-  return performance.now() - t0;
+  const [real, user, sys] = out.trim().split('\n').pop()!.split(' ').map(Number) as [number, number, number];
+  return { wall: real * 1000, cpu: (user + sys) * 1000 };
 }
 
 /** The mapper's API: open, map the whole disk, merge into qemu-img's entries (the same information). */
-async function timeInProcess(path: string): Promise<{ ms: number; entries: number; dataClusters: number; jsonMs: number }> {
+async function timeInProcess(path: string): Promise<{ ms: number; cpu: number; entries: number; dataClusters: number; jsonMs: number }> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const img = await openImage(path);
   const extents = await img.map(0, img.size);
   const entries = toQemuMap(extents);
   await img.close();
   const ms = performance.now() - t0;
+  const c = process.cpuUsage(c0);
   const t1 = performance.now();
   formatQemuMapJson(entries);
   const jsonMs = performance.now() - t1;
   const dataClusters = extents.reduce((n, e) => n + (e.kind === 'data' ? e.length / CLUSTER : 0), 0);
-  return { ms, entries: entries.length, dataClusters, jsonMs };
+  return { ms, cpu: (c.user + c.system) / 1000, entries: entries.length, dataClusters, jsonMs };
 }
 
 const best = (xs: number[]) => Math.min(...xs);
@@ -69,7 +77,7 @@ try {
   const { path, clusters } = await buildImage(dir, allocated);
   console.log(`image map bench: ${clusters} allocated ${CLUSTER}-byte clusters in a ${(clusters * 8 * CLUSTER / 2 ** 30).toFixed(2)} GiB disk (built in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   const cli = fileURLToPath(new URL('../bin/livemr.mjs', import.meta.url));
-  const qemu: number[] = [], ours: number[] = [], oursCli: number[] = [], json: number[] = [];
+  const qemu: Timing[] = [], ours: Timing[] = [], oursCli: Timing[] = [], json: number[] = [];
   let check = { entries: 0, dataClusters: 0 };
   // One untimed round first: page cache for both, JIT for LiveMR.
   await timeProcess('qemu-img', ['map', '--output=json', '-f', 'qcow2', path]);
@@ -77,17 +85,21 @@ try {
   for (let i = 0; i < runs; i++) {
     qemu.push(await timeProcess('qemu-img', ['map', '--output=json', '-f', 'qcow2', path]));
     const r = await timeInProcess(path);
-    ours.push(r.ms);
+    ours.push({ wall: r.ms, cpu: r.cpu });
     json.push(r.jsonMs);
     check = r;
     oursCli.push(await timeProcess(process.execPath, [cli, 'image', 'map', '--json', path]));
   }
   if (check.dataClusters !== clusters) throw new Error(`mapped ${check.dataClusters} data clusters, expected ${clusters}`);
-  const q = best(qemu), o = best(ours), c = best(oursCli);
-  console.log(`  qemu-img map --output=json   ${q.toFixed(0)} ms`);
-  console.log(`  livemr openImage+map+merge   ${o.toFixed(0)} ms   (${check.entries} entries, ${check.dataClusters} data clusters; + ${best(json).toFixed(0)} ms to format JSON)`);
-  console.log(`  livemr image map --json     ${c.toFixed(0)} ms   (CLI process, incl. node+tsx start-up)`);
-  console.log(`ratio qemu-img/livemr: API ${(q / o).toFixed(2)}x, API+JSON ${(q / (o + best(json))).toFixed(2)}x, CLI ${(q / c).toFixed(2)}x (>= 1: not slower)`);
+  const wall = (xs: Timing[]) => best(xs.map((x) => x.wall));
+  const cpu = (xs: Timing[]) => best(xs.map((x) => x.cpu));
+  const q = wall(qemu), o = wall(ours), c = wall(oursCli), j = best(json);
+  const ms = (x: number) => `${x.toFixed(0)} ms`.padStart(8);
+  console.log(`  qemu-img map --output=json   wall ${ms(q)}  cpu ${ms(cpu(qemu))}`);
+  console.log(`  livemr openImage+map+merge   wall ${ms(o)}  cpu ${ms(cpu(ours))}  (${check.entries} entries, ${check.dataClusters} data clusters; + ${j.toFixed(0)} ms to format JSON)`);
+  console.log(`  livemr image map --json      wall ${ms(c)}  cpu ${ms(cpu(oursCli))}  (CLI process, incl. node+tsx start-up)`);
+  console.log(`ratio qemu-img/livemr (>= 1: not slower): API wall ${(q / o).toFixed(2)}x cpu ${(cpu(qemu) / cpu(ours)).toFixed(2)}x; ` +
+    `API+JSON wall ${(q / (o + j)).toFixed(2)}x; CLI wall ${(q / c).toFixed(2)}x cpu ${(cpu(qemu) / cpu(oursCli)).toFixed(2)}x`);
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

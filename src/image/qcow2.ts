@@ -20,7 +20,7 @@ export interface Qcow2OpenOptions {
 const TWO32 = 4294967296;
 /** L2 tables read ahead per window, and read concurrently. */
 const PREFETCH_WINDOW = 256;
-const PREFETCH_PARALLEL = 32;
+const PREFETCH_PARALLEL = 256;
 /** Entries above this many bits of host offset cannot be represented exactly (and lie past any file). */
 const HI_LIMIT = 1 << 21;
 
