@@ -93,7 +93,7 @@ export const composedPath = (mountpoint: string, guestPath: string) =>
 
 /** Segments of a composed file, from its xattrs (docs/fs.md). */
 export function composedSegments(file: string): { sources: string[]; segments: { at: number; source: number | null; offset: number; length: number }[] } {
-  const get = (n: string) => execFileSync('getfattr', ['--only-values', '-n', n, file], { encoding: 'utf8' });
+  const get = (n: string) => execFileSync('getfattr', ['--absolute-names', '--only-values', '-n', n, file], { encoding: 'utf8' });
   const sources = JSON.parse(get('user.livemr.sources')) as string[];
   const pages = Number(get('user.livemr.segment_pages'));
   const segments = [];
