@@ -1,0 +1,137 @@
+// Unit tests of the host agent's pure parts, on real images (qemu-img) and a real composition store.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CompositionStore } from '../../../src/fs/index.js';
+import { EXTENT_UNMAPPABLE, EXTENT_UNWRITTEN } from '../../../src/guest/protocol.js';
+import { openImage, type ImageMapper } from '../../../src/image/index.js';
+import { ConfigError, parseConfig } from '../../../src/host/config.js';
+import { layoutFile, LayoutError } from '../../../src/host/layout.js';
+import { Metrics } from '../../../src/host/metrics.js';
+import { compositionName, escapePath, unescapePath } from '../../../src/host/naming.js';
+import { firstDifference, publish, sliceSegments } from '../../../src/host/publish.js';
+
+describe('naming', () => {
+  it('escapes reversibly and stays inside the composition alphabet', () => {
+    for (const p of ['/var/log/app.log', '/a_b/c-d/e__f', '/x/ü y%/_-_-', '/a/b/c.1', '/-x-/_u']) {
+      const e = escapePath(p);
+      expect(e).toMatch(/^[A-Za-z0-9._-]*$/);
+      expect(unescapePath(e)).toBe(p);
+    }
+    expect(compositionName('web1', '/var/log/app_1.log')).toBe('web1_var_log_app-u1.log');
+    expect(escapePath('/a_/b')).not.toBe(escapePath('/a/_b'));
+  });
+});
+
+describe('config', () => {
+  const base = { mountpoint: '/m', stateDir: '/s', vms: [{ name: 'vm1', qmp: '/q' }] };
+  it('accepts a minimal config with defaults', () => {
+    const c = parseConfig(base);
+    expect(c.metrics).toBe('127.0.0.1:9477');
+    expect(c.runDir).toBe('/run/livemr');
+    expect(c.vms[0]!.share).toEqual([]);
+  });
+  it('names the path of every error', () => {
+    const bad: [unknown, RegExp][] = [
+      [{ ...base, extra: 1 }, /\$\.extra: unknown key/],
+      [{ ...base, mountpoint: 'rel' }, /\$\.mountpoint: must be an absolute path/],
+      [{ ...base, vms: [{ name: 'bad name', qmp: '/q' }] }, /\$\.vms\[0\]\.name/],
+      [{ ...base, vms: [{ name: 'a', qmp: '/q' }, { name: 'a', qmp: '/r' }] }, /duplicate VM name/],
+      [{ ...base, vms: [{ name: 'a', qmp: '/q', share: ['x'] }] }, /\$\.vms\[0\]\.share\[0\]/],
+      [{ ...base, metrics: 'nope' }, /\$\.metrics/],
+      [[], /\$: must be a JSON object/],
+    ];
+    for (const [cfg, re] of bad) expect(() => parseConfig(cfg)).toThrow(re);
+    expect(() => parseConfig([])).toThrow(ConfigError);
+  });
+});
+
+describe('layout and publish on a real qcow2 image', () => {
+  let dir: string;
+  let img: string;
+  let mapper: ImageMapper;
+  let store: CompositionStore;
+  const C = 65536;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'livemr-host-unit-'));
+    img = join(dir, 'disk.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', img, '16M']);
+    // clusters 0-3 data, cluster 4 a zero cluster, clusters 5.. unallocated
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x61 0 ${4 * C}`, '-c', `write -z ${4 * C} ${C}`, img]);
+    mapper = await openImage(img);
+    store = CompositionStore.open(join(dir, 'state'));
+  });
+  afterAll(async () => {
+    store?.close();
+    await mapper?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('maps data, holes, unwritten and zero clusters', async () => {
+    const l = await layoutFile(5 * C, [
+      { logical: 0, physical: 0, length: C, flags: 0 },
+      // hole from C to 2C
+      { logical: 2 * C, physical: C, length: C, flags: EXTENT_UNWRITTEN },
+      { logical: 3 * C, physical: 2 * C, length: C, flags: 0 },
+      { logical: 4 * C, physical: 4 * C, length: C, flags: 0 }, // zero cluster
+    ], mapper);
+    expect(l.servable).toBe(5 * C);
+    expect(l.pending).toEqual([]);
+    expect(l.segments.map((s) => ('zero' in s ? `z${s.length / C}` : `d${s.offset === undefined ? '?' : 'ok'}${s.length / C}`))).toEqual(['dok1', 'z2', 'dok1', 'z1']);
+  });
+
+  it('stops at clusters QEMU has not allocated (pending) and never serves past them', async () => {
+    const l = await layoutFile(3 * C, [
+      { logical: 0, physical: 0, length: C, flags: 0 },
+      { logical: C, physical: 8 * C, length: C, flags: 0 }, // unallocated in the image
+      { logical: 2 * C, physical: 2 * C, length: C, flags: 0 },
+    ], mapper);
+    expect(l.servable).toBe(C);
+    expect(l.pending).toEqual([{ start: 8 * C, length: C }]);
+  });
+
+  it('refuses extents outside the disk and unmappable data', async () => {
+    await expect(layoutFile(C, [{ logical: 0, physical: 16 * 1024 * 1024 - 4096, length: C, flags: 0 }], mapper)).rejects.toThrow(LayoutError);
+    await expect(layoutFile(C, [{ logical: 0, physical: -4096, length: C, flags: 0 }], mapper)).rejects.toThrow(LayoutError);
+    const l = await layoutFile(C, [{ logical: 0, physical: 0, length: C, flags: EXTENT_UNMAPPABLE }], mapper);
+    expect(l.refused).toMatch(/not a plain disk range/);
+  });
+
+  it('publishes grow-only, truncates only on shrink, remaps from the first difference', async () => {
+    const seg = (o: number, n: number) => ({ file: img, offset: o, length: n });
+    const lay = (segments: ReturnType<typeof seg>[], servable: number) => ({ segments, servable, pending: [] });
+    expect(publish(store, 'f', 100, lay([seg(0, 100)], 100))).toBe('created');
+    expect(publish(store, 'f', 300, lay([seg(0, 300)], 300))).toBe('grown');
+    expect(store.get('f')!.segments.size).toBe(300);
+    // a pending tail: servable shrinks but the guest file did not — what is served stays
+    expect(publish(store, 'f', 400, lay([seg(0, 200)], 200))).toBe('unchanged');
+    expect(store.get('f')!.segments.size).toBe(300);
+    expect(publish(store, 'f', 150, lay([seg(0, 150)], 150))).toBe('truncated');
+    expect(store.get('f')!.segments.size).toBe(150);
+    expect(publish(store, 'f', 200, lay([seg(0, 100), seg(5000, 100)], 200))).toBe('remapped');
+    expect(store.segments('f').map((s) => [s.at, s.offset, s.length])).toEqual([[0, 0, 100], [100, 5000, 100]]);
+    expect(publish(store, 'f', 200, { segments: [], servable: 0, pending: [], refused: 'x' })).toBe('refused');
+    expect(store.get('f')).toBeUndefined();
+  });
+
+  it('slices and compares segment lists', () => {
+    const segs = [{ file: '/a', offset: 10, length: 10 }, { zero: true as const, length: 5 }, { file: '/b', offset: 0, length: 10 }];
+    expect(sliceSegments(segs, 5, 22)).toEqual([{ file: '/a', offset: 15, length: 5 }, { zero: true, length: 5 }, { file: '/b', offset: 0, length: 7 }]);
+    const cur = [{ at: 0, file: '/a', offset: 10, length: 10 }, { at: 10, file: null, offset: 0, length: 5 }];
+    expect(firstDifference(cur, segs, 15)).toBe(15);
+    expect(firstDifference(cur, [{ file: '/a', offset: 10, length: 7 }, { file: '/a', offset: 99, length: 8 }], 15)).toBe(7);
+  });
+});
+
+describe('metrics', () => {
+  it('renders Prometheus text with escaped labels', () => {
+    const m = new Metrics();
+    m.set('livemr_x', 'an x', { vm: 'a"b' }, 3);
+    m.inc('livemr_y_total', 'a y', {}, 2);
+    m.inc('livemr_y_total', 'a y', {}, 1);
+    expect(m.render()).toBe('# HELP livemr_x an x\n# TYPE livemr_x gauge\nlivemr_x{vm="a\\"b"} 3\n# HELP livemr_y_total a y\n# TYPE livemr_y_total counter\nlivemr_y_total 3\n');
+  });
+});
