@@ -104,4 +104,23 @@ describe('image mapper on an image QEMU is writing', () => {
     // And the earlier write is still found.
     expect((await mapper.read(1 * M, 4096)).every((b) => b === 0x5a)).toBe(true);
   });
+
+  it('reopens a header-derived chain when QEMU rewrites the backing file name (block-stream)', async () => {
+    const mapper = img!;
+    const before = await mapper.read(0, 4 * M);
+    expect(mapper.chain.length).toBe(2);
+    await client!.execute('block-stream', { 'job-id': 'stream0', device: 'top-fmt' });
+    for (let i = 0; i < 200; i++) {
+      const jobs = await client!.execute<{ id: string }[]>('query-jobs');
+      if (!jobs.some((j) => j.id === 'stream0')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await qemuIo('flush');
+    await mapper.invalidate();
+    expect(mapper.chain.map((c) => c.file)).toEqual([top]);
+    // Everything now lives in the top image, with the same guest-visible bytes.
+    const extents = await mapper.map(0, 4 * M);
+    expect(extents.every((e) => e.kind === 'data' && e.depth === 0 && e.file === top)).toBe(true);
+    expect((await mapper.read(0, 4 * M)).equals(before)).toBe(true);
+  });
 });
