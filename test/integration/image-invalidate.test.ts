@@ -50,6 +50,8 @@ describe('image mapper on an image QEMU is writing', () => {
     const mapper = img!;
     const before = await mapper.map(1 * M, 64 * 1024);
     expect(before.every((e) => e.depth === 1 && e.kind === 'data')).toBe(true);
+    // The top image alone: not allocated there, the backing chain decides.
+    expect(await mapper.map(1 * M, 64 * 1024, { followBacking: false })).toEqual([{ kind: 'unallocated', start: 1 * M, length: 64 * 1024, depth: 0 }]);
     const range = mapper.pending.add(1 * M, 64 * 1024, 'file-A');
     const other = mapper.pending.add(8 * M, 4096, 'file-B');
     expect(mapper.pending.count).toBe(2);

@@ -116,6 +116,7 @@ describe('qcow2 cluster mapping', () => {
       expect(bytes.subarray(524).every((x) => x === 0)).toBe(true);
       expect((await img.read(2560, 512)).every((x) => x === 6)).toBe(true);
       await expect(img.map(0, img.size + 1)).rejects.toThrow(ImageRangeError);
+      await expect(img.read(-1, 1)).rejects.toThrow(ImageRangeError);
     } finally {
       await img.close();
     }
@@ -159,6 +160,9 @@ describe('qcow2 cluster mapping', () => {
     await expect(img.map(0, img.size)).rejects.toThrow(ImageRangeError);
     expect(await img.map(0, 4 * 512)).toHaveLength(4);
     await img.close();
+    const small = await openImage(join(dir, 'many.qcow2'), { maxReadBytes: 1000 });
+    await expect(small.read(0, 1001)).rejects.toThrow(/exceeds the bound/);
+    await small.close();
   });
 
   it('refuses a missing file, a directory and a cyclic backing chain with ImageError', async () => {
