@@ -3,7 +3,7 @@
 // multi-VM files like the paper's BigLog while the agent runs), and serves /status (JSON) and
 // /metrics (Prometheus) over HTTP — on a root-only unix socket in the state directory, and on the
 // configured TCP address.
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +47,10 @@ export class HostAgent {
   readonly metrics = new Metrics();
   private stopping?: Promise<void>;
   readonly bigLogs: BigLogs;
+  /** paths requested at run time per VM, persisted in <stateDir>/requests.json */
+  private readonly requested: Record<string, string[]>;
+  private subscribers = new Set<(s: AgentStatus) => void>();
+  private statusTimer?: NodeJS.Timeout;
 
   private constructor(
     readonly cfg: AgentConfig,
@@ -55,6 +59,39 @@ export class HostAgent {
     private readonly log: Logger,
   ) {
     this.bigLogs = new BigLogs(store, join(cfg.stateDir, 'biglogs.json'), log.child('biglog'), cfg.vms.map((v) => v.name));
+    const file = join(cfg.stateDir, 'requests.json');
+    this.requested = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string[]>) : {};
+  }
+
+  /** Live status for views: called (debounced) whenever a VM's state changed; returns unsubscribe. */
+  subscribe(fn: (s: AgentStatus) => void): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  private statusChanged(): void {
+    if (this.statusTimer || this.subscribers.size === 0) return;
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = undefined;
+      const s = this.status();
+      for (const fn of this.subscribers) fn(s);
+    }, 100);
+  }
+
+  /** An analytics user asks for vm:path; the guest records it for the file's owner to decide. */
+  requestShare(vm: string, path: string) {
+    const link = this.links.find((l) => l.cfg.name === vm);
+    if (!link) throw new BigLogError(`unknown VM '${vm}'`);
+    const rec = link.requestShare(path);
+    const list = (this.requested[vm] ??= []);
+    if (!list.includes(path)) {
+      list.push(path);
+      const file = join(this.cfg.stateDir, 'requests.json');
+      const fd = openSync(`${file}.tmp`, 'w', 0o600);
+      try { writeSync(fd, JSON.stringify(this.requested)); fsyncSync(fd); } finally { closeSync(fd); }
+      renameSync(`${file}.tmp`, file);
+    }
+    return rec;
   }
 
   static async start(cfg: AgentConfig, log: Logger = createLogger({ component: 'host' })): Promise<HostAgent> {
@@ -82,6 +119,8 @@ export class HostAgent {
       agent.links.push(new VmLink(vm, {
         store, log, metrics: agent.metrics, runDir: cfg.runDir, hostId,
         onChange: (vmName, path, size, change) => agent.bigLogs.sourceChanged(vmName, path, size, change),
+        onStatus: () => agent.statusChanged(),
+        requested: (agent.requested[vm.name] ??= []),
       }));
     }
     log.info('agent started', { mountpoint: cfg.mountpoint, stateDir: cfg.stateDir, vms: cfg.vms.map((v) => v.name), compositions: store.list().length });
@@ -160,6 +199,23 @@ export class HostAgent {
         }).catch((e: Error) => json(e instanceof BigLogError || e instanceof SyntaxError || /bad name/.test(e.message) ? 400 : 500, { error: e.message }));
       }
       if (req.url === '/biglogs' && req.method === 'GET') return void json(200, this.bigLogs.list());
+      if (req.url === '/shares' && req.method === 'POST') {
+        if (req.socket.remoteAddress !== undefined) return void json(403, { error: 'shares are requested over the agent socket only' });
+        return void readBody(req, 16 * 1024).then((body) => {
+          const b = JSON.parse(body) as { vm?: unknown; path?: unknown };
+          if (typeof b.vm !== 'string' || typeof b.path !== 'string') return json(400, { error: 'body must be {vm, path}' });
+          json(200, this.requestShare(b.vm, b.path));
+        }).catch((e: Error) => json(e instanceof BigLogError || e instanceof SyntaxError || e.name === 'LayoutError' ? 400 : 500, { error: e.message }));
+      }
+      if (req.url === '/events' && req.method === 'GET') {
+        // server-sent events: a full status snapshot on connect and after every change
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+        const send = (st: AgentStatus) => res.write(`event: status\ndata: ${JSON.stringify(st)}\n\n`);
+        send(this.status());
+        const off = this.subscribe(send);
+        req.on('close', off);
+        return;
+      }
       if (req.method !== 'GET') {
         res.writeHead(405, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'method not allowed' }));
       } else if (req.url === '/metrics') {

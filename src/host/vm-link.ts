@@ -36,6 +36,14 @@ export interface SharedFileStatus {
   lastUpdateMs: number;
 }
 
+export interface ShareRecord {
+  path: string;
+  /** requested → the guest's answer (shared, pending-consent, denied, not-found, ...) → revoked/deleted */
+  status: string;
+  message: string;
+  updatedMs: number;
+}
+
 export interface VmStatus {
   name: string;
   qmp: 'connecting' | 'connected';
@@ -45,6 +53,7 @@ export interface VmStatus {
   guest?: { guestId: string; software: string };
   disks: { serial: string | null; file: string; format: string; chain: string[] }[];
   files: SharedFileStatus[];
+  shares: ShareRecord[];
   pendingRanges: number;
   /** worst age of a pending tail, else the last update's apply latency (ms) */
   freshnessLagMs: number;
@@ -62,6 +71,10 @@ export interface VmLinkDeps {
   store: CompositionStore;
   /** told after a shared file's composition changed (BigLogs follow their sources through it) */
   onChange?: (vm: string, path: string, size: number, change: SourceChange) => void;
+  /** told whenever anything in status() may have changed (live views) */
+  onStatus?: () => void;
+  /** paths requested at run time (e.g. from the panel), asked for on every connect like cfg.share */
+  requested?: string[];
   log: Logger;
   metrics: Metrics;
   runDir: string;
@@ -85,12 +98,33 @@ export class VmLink {
   private retryDelay = 100;
   private lastApplyLatency = 0;
   private lastError?: string;
+  private shares = new Map<string, ShareRecord>();
   private readonly log: Logger;
   readonly done: Promise<void>;
 
   constructor(readonly cfg: VmConfig, private readonly deps: VmLinkDeps) {
     this.log = deps.log.child('vm', { vm: cfg.name });
     this.done = this.run();
+  }
+
+  /** Paths this VM is asked to share: the config's and those requested at run time. */
+  private wanted(): string[] {
+    return [...new Set([...this.cfg.share, ...(this.deps.requested ?? []), ...this.shares.keys()])];
+  }
+
+  /** Asks the guest to share a file; the owner's consent decides (see shares in status()). */
+  requestShare(path: string): ShareRecord {
+    if (!path.startsWith('/') || path.includes('\0') || Buffer.byteLength(path) > 4096) throw new LayoutError(`bad guest path '${path}'`);
+    const rec = this.setShare(path, 'requested', this.session ? 'sent to the guest' : 'will be sent when the guest connects');
+    this.session?.share(path);
+    return rec;
+  }
+
+  private setShare(path: string, status: string, message: string): ShareRecord {
+    const rec = { path, status, message, updatedMs: Date.now() };
+    this.shares.set(path, rec);
+    this.deps.onStatus?.();
+    return rec;
   }
 
   async stop(): Promise<void> {
@@ -227,6 +261,7 @@ export class VmLink {
     this.sock = sock;
     sock.once('connect', () => {
       this.channelState = 'connected';
+      this.deps.onStatus?.();
       this.log.info('channel connected', { socket: this.channelSocket });
       this.startSession(sock);
     });
@@ -248,10 +283,12 @@ export class VmLink {
       this.log.info('guest hello', { guestId: h.guestId, software: h.software, disks: h.disks.map((d) => d.serial) });
       // unknown serials are refused per file; a full resync follows, after which unseen files go
       stale = new Set(this.ownCompositions());
-      for (const path of this.cfg.share) s.share(path);
+      for (const path of this.wanted()) s.share(path);
+      this.deps.onStatus?.();
     });
     s.on('file', (f) => {
       stale.delete(compositionName(this.cfg.name, f.path));
+      if (this.shares.get(f.path)?.status !== 'shared') this.setShare(f.path, 'shared', 'shared by the owner');
       this.queue.set(f.fileId, { ...f, extents: [...f.extents] });
       this.schedule();
     });
@@ -261,6 +298,7 @@ export class VmLink {
     });
     s.on('remove', (f, reason) => {
       this.queue.delete(f.fileId);
+      this.setShare(f.path, reason === 'consent-revoked' ? 'revoked' : reason, `removed: ${reason}`);
       this.enqueue(async () => this.removeFile(f.fileId, compositionName(this.cfg.name, f.path), reason));
     });
     s.on('synced', (n) => {
@@ -270,7 +308,10 @@ export class VmLink {
         this.log.info('guest resync done', { files: n });
       });
     });
-    s.on('shareStatus', (m) => this.log.info('share status', { path: m.path, status: m.status, message: m.message }));
+    s.on('shareStatus', (m) => {
+      this.log.info('share status', { path: m.path, status: m.status, message: m.message });
+      this.setShare(m.path, m.status, m.message);
+    });
     s.on('guestError', (m) => this.log.warn('guest reported an error', { code: m.code, message: m.message }));
     s.on('protocolError', (e) => {
       this.deps.metrics.inc('livemr_channel_protocol_errors_total', 'malformed frames from the guest', { vm: this.cfg.name });
@@ -347,6 +388,7 @@ export class VmLink {
     let pending = false;
     for (const f of batch) pending = (await this.apply(f)) || pending;
     this.lastApplyLatency = Date.now() - t0;
+    this.deps.onStatus?.();
     this.deps.metrics.set('livemr_apply_latency_ms', 'time to apply the last batch of guest updates', { vm: this.cfg.name }, this.lastApplyLatency);
     clearTimeout(this.retryTimer);
     if (pending) {
@@ -416,6 +458,7 @@ export class VmLink {
       channel: this.channelState,
       disks: (this.model?.disks ?? []).map((d) => ({ serial: d.serial, file: d.file, format: d.format, chain: d.chain.map((l) => l.file) })),
       files,
+      shares: [...this.shares.values()].map((r) => ({ ...r })),
       pendingRanges: files.reduce((a, f) => a + f.pendingRanges, 0),
       freshnessLagMs: pendingAge || this.lastApplyLatency,
     };
