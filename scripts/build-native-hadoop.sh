@@ -15,7 +15,13 @@ if [[ ! -f "$dir/.done" ]]; then
   tmp=$(mktemp -d "${dir}.tmp.XXXXXX" 2>/dev/null || { mkdir -p "$(dirname "$dir")"; mktemp -d "${dir}.tmp.XXXXXX"; })
   trap 'rm -rf "$tmp"' EXIT
   log "resolving Hadoop client jars with Maven into $dir (first run: a few minutes)"
-  mvn -B -q -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DoutputDirectory="$tmp/jars" -DincludeScope=runtime >&2
+  if ! mvn -B -q -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DoutputDirectory="$tmp/jars" \
+      -DincludeScope=runtime >"$tmp/mvn.log" 2>&1; then
+    sed 's/\x1b\[[0-9;]*m//g' "$tmp/mvn.log" >&2
+    log "maven failed"
+    exit 1
+  fi
+  rm -f "$tmp/mvn.log"
   mkdir -p "$tmp/classes"
   javac -nowarn -d "$tmp/classes" -cp "$tmp/jars/*" test/hadoop/src/*.java >&2
   touch "$tmp/.done"
@@ -23,7 +29,7 @@ if [[ ! -f "$dir/.done" ]]; then
   mv "$tmp" "$dir"
   trap - EXIT
   # older caches (other pom / driver versions)
-  for old in "$(dirname "$dir")"/hadoop-*; do [[ "$old" != "$dir" && -d "$old" ]] && rm -rf "$old"; done
+  for old in "$(dirname "$dir")"/hadoop-*; do if [[ "$old" != "$dir" && -d "$old" ]]; then rm -rf "$old"; fi; done
 fi
 # a client configuration directory, as $HADOOP_CONF_DIR would be on a Hadoop install: FsShell.main
 # insists on core-site.xml, and log4j wants a configuration

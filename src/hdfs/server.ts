@@ -49,7 +49,7 @@ type Query = Map<string, string>;
 const GET_OPS = new Set([
   'OPEN', 'GETFILESTATUS', 'LISTSTATUS', 'LISTSTATUS_BATCH', 'GETCONTENTSUMMARY', 'GETQUOTAUSAGE',
   'GETFILECHECKSUM', 'GETHOMEDIRECTORY', 'GETDELEGATIONTOKEN', 'GETTRASHROOT', 'GETXATTRS', 'LISTXATTRS',
-  'GETACLSTATUS', 'CHECKACCESS', 'GETSERVERDEFAULTS', 'GETFILEBLOCKLOCATIONS', 'GETSTATUS',
+  'GETACLSTATUS', 'CHECKACCESS', 'GETSERVERDEFAULTS', 'GETFILEBLOCKLOCATIONS', 'GET_BLOCK_LOCATIONS', 'GETSTATUS',
 ]);
 
 export function createHandler(opts: GatewayOptions): http.RequestListener {
@@ -198,6 +198,12 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
         const offset = longParam(q, 'offset', 0, 0)!;
         const length = longParam(q, 'length', Number.MAX_SAFE_INTEGER, 0)!;
         return sendJson(res, 200, json.blockLocations(f, p, offset, length));
+      }
+      case 'GET_BLOCK_LOCATIONS': {
+        const f = file(path, name);
+        const offset = longParam(q, 'offset', 0, 0)!;
+        const length = longParam(q, 'length', Number.MAX_SAFE_INTEGER, 0)!;
+        return sendJson(res, 200, json.locatedBlocks(f, p, offset, length));
       }
       case 'GETFILECHECKSUM': {
         file(path, name);

@@ -150,6 +150,7 @@ describe('one host agent, read by Hadoop', () => {
         ['@pread', `${u}/livemr_mixed`, String(3 * MiB - 5), '200000'],
         ['@pread', `${u}/livemr_mixed`, String(mixed.length - 10), '10'],
         ['@blocks', `${u}/livemr_mixed`],
+        ['@oldblocks', `${u}/livemr_mixed`],
         ['-checksum', `${u}/livemr_mixed`],
         ['-put', path.join(dir, 'disk1.img.text'), `${u}/new.txt`],
         ['-rm', `${u}/livemr_mixed`],
@@ -160,7 +161,7 @@ describe('one host agent, read by Hadoop', () => {
       {},
       'alice',
     );
-    const [ls, cat, stat, du, tail, pread1, pread2, blocks, checksum, put, rm, mkdir, missing, count] = r as [ShellResult, ...ShellResult[]] &
+    const [ls, cat, stat, du, tail, pread1, pread2, blocks, oldBlocks, checksum, put, rm, mkdir, missing, count] = r as [ShellResult, ...ShellResult[]] &
       ShellResult[];
     const lsOut = ok(ls).toString();
     expect(lsOut).toMatch(new RegExp(`^-r--r--r-- +1 livemr livemr +${mixed.length} .* ${u}/livemr_mixed$`, 'm'));
@@ -175,6 +176,7 @@ describe('one host agent, read by Hadoop', () => {
     expect(blockLines).toHaveLength(Math.ceil(mixed.length / BLOCK));
     expect(blockLines[0]).toBe(`0 ${BLOCK} kvmhost-a 127.0.0.1:${a.gw.port}`);
     expect(blockLines.at(-1)).toBe(`${(blockLines.length - 1) * BLOCK} ${mixed.length % BLOCK} kvmhost-a 127.0.0.1:${a.gw.port}`);
+    expect(ok(oldBlocks!).toString().trim().split('\n')).toEqual(blockLines); // the pre-3.4 clients' op
     expect(checksum!.rc).not.toBe(0);
     expect(checksum!.err).toMatch(/checksum: .*no HDFS block checksums.*-skipcrccheck/);
     expect(checksum!.err).not.toMatch(/Fatal internal error/);

@@ -4,6 +4,8 @@
 // use the FileSystem API directly:
 //   @pread URI OFFSET LENGTH   positioned read (readFully) of LENGTH bytes at OFFSET
 //   @blocks URI                getFileBlockLocations over the whole file: "offset length hosts names" lines
+//   @oldblocks URI             the same through GET_BLOCK_LOCATIONS, the op clients before 3.4 use
+//   @null FSSHELL-ARGS...      runs the FsShell command with its stdout discarded; prints the elapsed ms
 // stdout: one line per command: "<exit code>\t<base64 stdout>\t<base64 stderr>".
 // Configuration comes from -Dkey=value arguments of this program (generic options).
 
@@ -44,6 +46,18 @@ public class FsShellBatch {
         Configuration c = new Configuration(conf);
         if (args[0].equals("@pread")) rc = pread(c, args);
         else if (args[0].equals("@blocks")) rc = blocks(c, args);
+        else if (args[0].equals("@oldblocks")) rc = oldBlocks(c, args);
+        else if (args[0].equals("@null")) {
+          PrintStream captured = System.out;
+          System.setOut(new PrintStream(java.io.OutputStream.nullOutputStream()));
+          long t0 = System.nanoTime();
+          try {
+            rc = ToolRunner.run(c, new FsShell(), java.util.Arrays.copyOfRange(args, 1, args.length));
+          } finally {
+            System.setOut(captured);
+          }
+          System.out.print((System.nanoTime() - t0) / 1_000_000);
+        }
         else rc = ToolRunner.run(c, new FsShell(), args);
       } catch (Throwable t) {
         t.printStackTrace(System.err);
@@ -74,6 +88,21 @@ public class FsShellBatch {
     FileSystem fs = p.getFileSystem(conf);
     FileStatus st = fs.getFileStatus(p);
     for (BlockLocation b : fs.getFileBlockLocations(st, 0, st.getLen())) {
+      System.out.println(b.getOffset() + " " + b.getLength() + " " + String.join(",", b.getHosts()) + " " + String.join(",", b.getNames()));
+    }
+    return 0;
+  }
+
+  /** WebHdfsFileSystem's own GET_BLOCK_LOCATIONS path (private: reached by reflection). */
+  static int oldBlocks(Configuration conf, String[] a) throws Exception {
+    Path p = new Path(a[1]);
+    FileSystem fs = p.getFileSystem(conf);
+    FileStatus st = fs.getFileStatus(p);
+    java.lang.reflect.Method m = org.apache.hadoop.hdfs.web.WebHdfsFileSystem.class.getDeclaredMethod(
+        "getFileBlockLocations", org.apache.hadoop.hdfs.web.resources.GetOpParam.Op.class, Path.class, long.class, long.class);
+    m.setAccessible(true);
+    BlockLocation[] bs = (BlockLocation[]) m.invoke(fs, org.apache.hadoop.hdfs.web.resources.GetOpParam.Op.GET_BLOCK_LOCATIONS, p, 0L, st.getLen());
+    for (BlockLocation b : bs) {
       System.out.println(b.getOffset() + " " + b.getLength() + " " + String.join(",", b.getHosts()) + " " + String.join(",", b.getNames()));
     }
     return 0;
