@@ -1,0 +1,26 @@
+// `npm run bench [-- NAME...]`: runs the named benchmarks (bench/NAME.ts), or lists them. Each
+// benchmark prints its own table with ratios against a baseline measured in the same run.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const all = readdirSync(here).filter((f) => f.endsWith('.ts') && f !== 'run.ts').map((f) => f.slice(0, -3)).sort();
+const wanted = process.argv.slice(2);
+if (wanted.length === 0) {
+  process.stdout.write(`benchmarks (npm run bench -- NAME...; see bench/README.md):\n${all.map((b) => `  ${b}`).join('\n')}\n`);
+  process.exit(0);
+}
+let failed = 0;
+for (const name of wanted) {
+  if (!all.includes(name)) {
+    process.stderr.write(`unknown benchmark '${name}'\n`);
+    failed++;
+    continue;
+  }
+  process.stdout.write(`\n=== ${name} ===\n`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`)], { stdio: 'inherit' });
+  if (r.status !== 0) failed++;
+}
+process.exit(failed ? 1 : 0);
