@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const all = readdirSync(here).filter((f) => f.endsWith('.ts') && f !== 'run.ts').map((f) => f.slice(0, -3)).sort();
+const all = readdirSync(here).filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.endsWith('-common.ts')).map((f) => f.slice(0, -3)).sort();
 const wanted = process.argv.slice(2);
 if (wanted.length === 0) {
   process.stdout.write(`benchmarks (npm run bench -- NAME...; see bench/README.md):\n${all.map((b) => `  ${b}`).join('\n')}\n`);

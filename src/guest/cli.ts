@@ -25,6 +25,7 @@ function parseDaemonArgs(args: string[]): HelperOptions {
       case '--batch-ms': o.batchMs = num(args[++i], a); break;
       case '--batch-bytes': o.batchBytes = num(args[++i], a); break;
       case '--no-gap-send': o.sendOnGap = false; break;
+      case '--no-disk-flush': o.diskFlush = false; break;
       case '--settle-ms': o.settleMs = num(args[++i], a); break;
       case '--rescan-ms': o.rescanMs = Math.max(50, num(args[++i], a)); break;
       case '--port': o.portName = args[++i] ?? ''; break;

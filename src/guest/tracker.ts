@@ -4,7 +4,7 @@
 // in the paper: an update is sent when it has waited `batchMs`, when `batchBytes` are queued, or at
 // once when it is not contiguous with the file's previous extent. Truncation and removal go at once.
 // A periodic rescan backs inotify up (missed events, consent granted with setfattr, request answers).
-import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs';
@@ -13,6 +13,7 @@ import { resolveFileDisk, UnsupportedDeviceError, type FileDisk } from './disks.
 import { firstDifference, mapFile, runsFrom } from './extents.js';
 import { native } from './native.js';
 import { EXTENT_UNMAPPABLE, splitFileExtents, type Extent, type Message, type ShareStatus } from './protocol.js';
+import { QuietWatch } from './watch.js';
 
 const fsyncFd = promisify(fs.fsync);
 
@@ -23,7 +24,12 @@ export interface TrackerOptions {
   batchBytes: number;
   /** send at once when an update is not contiguous with the file's previous extent */
   sendOnGap: boolean;
-  /** delay that coalesces bursts of inotify events before FIEMAP looks at a file */
+  /**
+   * flush the disk (a cache flush QEMU answers by writing its qcow2 metadata) before reporting new
+   * blocks; off only when the host makes its own consistency points (QMP stop, or a `flush` request)
+   */
+  diskFlush: boolean;
+  /** inotify wakes the helper at most this often per file or directory (QuietWatch) */
   settleMs: number;
   /** backstop rescan of wanted paths and pending requests */
   rescanMs: number;
@@ -37,7 +43,8 @@ export const DEFAULT_TRACKER_OPTIONS: Omit<TrackerOptions, 'spool' | 'log'> = {
   batchMs: 200,
   batchBytes: 8 << 20,
   sendOnGap: true,
-  settleMs: 10,
+  diskFlush: true,
+  settleMs: 50,
   rescanMs: 1000,
   stateFile: '/var/lib/livemr/shares.json',
 };
@@ -50,7 +57,7 @@ interface SharedFile {
   generation: number;
   path: string;
   disk: FileDisk;
-  watcher?: FSWatcher;
+  watcher?: QuietWatch;
   /** what the host has been told */
   reported: Extent[];
   reportedSize: number;
@@ -60,7 +67,6 @@ interface SharedFile {
    * show up only after writeback, which the send forces)
    */
   queued?: { from: number; since: number; bytes: number; force: boolean };
-  settleTimer?: NodeJS.Timeout;
   /** inotify saw a write since the last look */
   modified: boolean;
 }
@@ -78,7 +84,7 @@ export class Tracker {
   private files = new Map<number, SharedFile>();
   private byKey = new Map<string, SharedFile>();
   private wanted = new Map<string, Wanted>();
-  private dirWatchers = new Map<string, FSWatcher>();
+  private dirWatchers = new Map<string, QuietWatch>();
   private nextId = 1;
   private batchTimer?: NodeJS.Timeout;
   private rescanTimer?: NodeJS.Timeout;
@@ -218,8 +224,8 @@ export class Tracker {
         id: this.nextId++, fd, key: `${st.dev}:${st.ino}`, ino: st.ino, generation: native().generation(fd), path, disk,
         reported: [], reportedSize: 0, modified: false,
       };
-      f.watcher = watch(path, { persistent: false }, () => { f.modified = true; this.touched(f); });
-      f.watcher.on('error', () => { /* inode gone: the rescan notices */ });
+      // watched through the descriptor: the watch follows the inode through renames, also when re-armed
+      f.watcher = new QuietWatch(`/proc/self/fd/${fd}`, this.o.settleMs, () => { f.modified = true; this.discover(f); });
       this.files.set(f.id, f);
       this.byKey.set(f.key, f);
       this.o.log(`sharing ${path} as file ${f.id} (disk ${disk.serial}, fs at ${disk.fsOffset})`);
@@ -232,18 +238,18 @@ export class Tracker {
 
   private watchDir(dir: string): void {
     if (this.dirWatchers.has(dir) || !existsSync(dir)) return;
-    try {
-      const w = watch(dir, { persistent: false }, (_ev, name) => {
-        const p = name ? join(dir, name.toString()) : undefined;
-        if (p && this.wanted.has(p)) this.evaluate(p, 0, false); // a new file at a wanted path (rotation)
-      });
-      w.on('error', () => { w.close(); this.dirWatchers.delete(dir); });
-      this.dirWatchers.set(dir, w);
-    } catch { /* unreadable directory: the rescan still works */ }
+    // a new file at a wanted path (rotation); an unreadable directory is left to the rescan
+    const w = new QuietWatch(dir, this.o.settleMs, (names) => {
+      for (const n of names) if (this.wanted.has(join(dir, n))) this.evaluate(join(dir, n), 0, false);
+    }, () => { w.close(); this.dirWatchers.delete(dir); });
+    this.dirWatchers.set(dir, w);
   }
 
+  private rescans = 0;
+
   private rescan(): void {
-    for (const f of this.files.values()) this.touched(f);
+    // inotify is the trigger; now and then look at every file anyway (a lost watch, an overflow)
+    if (++this.rescans % 10 === 0) for (const f of this.files.values()) f.watcher?.poke();
     for (const w of this.wanted.values()) {
       this.watchDir(dirname(w.path));
       this.evaluate(w.path, 0, false);
@@ -251,14 +257,6 @@ export class Tracker {
   }
 
   // ------------------------------------------------------------------ one shared file
-
-  private touched(f: SharedFile): void {
-    if (f.settleTimer || !this.files.has(f.id)) return;
-    f.settleTimer = setTimeout(() => {
-      f.settleTimer = undefined;
-      if (this.files.has(f.id)) this.discover(f);
-    }, this.o.settleMs);
-  }
 
   /** Looks at a file without forcing writeback; queues or sends what changed. */
   private discover(f: SharedFile): void {
@@ -344,7 +342,7 @@ export class Tracker {
     }
     // new blocks: make QEMU write its own metadata (qcow2 L2 tables) before the host reads them
     const devs = new Set(plans.filter((p) => firstDifference(p.f.reported, p.map.extents) !== Infinity).map((p) => p.f.disk.devNode));
-    for (const dev of devs) await flushDevice(dev, this.o.log);
+    if (this.o.diskFlush || all) for (const dev of devs) await flushDevice(dev, this.o.log);
     for (const { f, map, size, from } of plans) {
       if (!this.files.has(f.id)) continue;
       const tail = map.extents.filter((x) => x.logical + x.length > from).map((x) => x.logical < from
@@ -387,7 +385,6 @@ export class Tracker {
 
   /** Forgets a file; the fd is closed only now, so a deleted file's blocks stayed ours until the host was told. */
   private drop(f: SharedFile): void {
-    clearTimeout(f.settleTimer);
     f.watcher?.close();
     this.files.delete(f.id);
     this.byKey.delete(f.key);
