@@ -10,21 +10,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QmpClient } from '../../src/qmp/index.js';
 import { bootGuest, type GuestVm } from '../harness/vm.js';
+import { until } from '../harness/wait.js';
 
 const LOG = '/mnt/data/app.log';
 const run = promisify(execFile);
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  for (;;) {
-    let v: T | undefined | false;
-    try { v = await fn(); } catch (e) { v = undefined; last = e; }
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}${last ? ` (${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('host agent lifecycle with two guests', () => {
   let vm1: GuestVm;

@@ -12,6 +12,7 @@ import { HostAgent, statusSocketPath } from '../../src/host/agent.js';
 import { parseConfig, type AgentConfig } from '../../src/host/config.js';
 import { createLogger } from '../../src/host/log.js';
 import { bootGuest, type GuestVm } from '../harness/vm.js';
+import { until } from '../harness/wait.js';
 
 const LOG = '/mnt/data/app.log';
 const PLOG = '/mnt/pdata/part.log';
@@ -19,16 +20,6 @@ const SECRET = '/mnt/data/secret.log';
 const hostFile = (mnt: string, guestPath: string) =>
   join(mnt, `livemr_vm1_${guestPath.slice(1).replace(/\//g, '_')}`);
 
-async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    let v: T | undefined | false;
-    try { v = fn(); } catch { v = undefined; }
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function httpGet(opts: { socketPath?: string; port?: number; path: string }): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
