@@ -337,7 +337,8 @@ export class VmLink {
   // --- updates → compositions ----------------------------------------------------------------
 
   private enqueue(job: () => Promise<void>): void {
-    this.working = this.working.then(job).catch((e: Error) => {
+    // after stop() nothing may touch the store: the agent closes it next
+    this.working = this.working.then(() => (this.abort.signal.aborted ? undefined : job())).catch((e: Error) => {
       this.lastError = e.message;
       this.log.error('update failed', { error: e });
     });
