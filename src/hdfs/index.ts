@@ -1,0 +1,12 @@
+// WebHDFS gateway: Hadoop reads composed files with no copy (docs/hdfs.md).
+export { startGateway, createHandler, DEFAULT_BLOCK_SIZE, PREFIX, type Gateway, type GatewayOptions } from './server.js';
+export { LocalNamespace, type Namespace, type FileEntry, type DataLocation } from './namespace.js';
+export { storeSource, hdfsName, compositionName, type CompositionSource, type ComposedFile, type SourceEvent } from './source.js';
+export { JournalFollower } from './follower.js';
+export { Aggregator } from './aggregator.js';
+export { AgentReporter, type ReporterOptions } from './agent.js';
+export { parseReport, REPORT_PATH, type Report, type ReportedFile } from './report.js';
+export { composeFromLocal, parseComposeConfig, readComposeConfig, publishedFileResolver, type GuestFileResolver, type ComposeConfig } from './compose-from-local.js';
+export { runAgentGateway, runAggregator } from './daemon.js';
+export { WebHdfsError } from './errors.js';
+export { blocksOf } from './blocks.js';
