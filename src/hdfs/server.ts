@@ -103,8 +103,9 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
   const longParam = (q: Query, name: string, dflt: number | undefined, min: number): number | undefined => {
     const v = q.get(name);
     if (v === undefined || v === '' || v === 'null') return dflt;
-    if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw badParam(name, v, 'not a long integer');
-    const n = Number(v);
+    if (!/^-?\d{1,19}$/.test(v) || BigInt(v) > 2n ** 63n - 1n || BigInt(v) < -(2n ** 63n)) throw badParam(name, v, 'not a long integer');
+    // a Java long beyond 2^53 (e.g. Long.MAX_VALUE as "to the end") is beyond any file: clamp it
+    const n = Number(BigInt(v) > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : BigInt(v));
     if (n < min) throw badParam(name, v, `must be >= ${min}`);
     return n;
   };

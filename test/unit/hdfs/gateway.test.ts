@@ -126,6 +126,16 @@ describe('OPEN', () => {
     expect(end.headers.get('content-length')).toBe('0');
   });
 
+  it('takes Long.MAX_VALUE as "to the end"', async () => {
+    const r = await get('/livemr_big', 'op=OPEN&offset=9000&length=9223372036854775807');
+    expect(Buffer.from(await r.arrayBuffer()).equals(bigBytes().subarray(9000))).toBe(true);
+    const b = (await (await get('/livemr_big', 'op=GETFILEBLOCKLOCATIONS&offset=0&length=9223372036854775807')).json()) as {
+      BlockLocations: { BlockLocation: unknown[] };
+    };
+    expect(b.BlockLocations.BlockLocation).toHaveLength(3);
+    expect((await get('/livemr_big', 'op=OPEN&length=9223372036854775808')).status).toBe(400);
+  });
+
   it('noredirect answers with the URL to read from', async () => {
     const r = await get('/livemr_a', 'op=OPEN&noredirect=true&offset=3');
     expect(await r.json()).toEqual({ Location: `${gw.url}/webhdfs/v1/livemr_a?user.name=alice&op=OPEN&offset=3` });
