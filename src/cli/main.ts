@@ -17,6 +17,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Runner> }>
   ls: { summary: 'list composed files', load: () => import('./fs.js') },
   hdfs: { summary: 'WebHDFS gateway for Hadoop, compose-from-local', load: () => import('./hdfs.js') },
   cache: { summary: 'AC-SSD cache/IOPS weights: plan, run the loop', load: () => import('./cache.js') },
+  panel: { summary: 'control panel: REST API and web UI', load: () => import('./panel.js') },
 };
 
 export class UsageError extends Error {}

@@ -1,0 +1,84 @@
+// The panel's configuration (JSON, strict like the agent's: unknown keys are errors naming their path).
+// The panel embeds the host agent, so it points at the agent's config file (or inlines it).
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { ConfigError, loadConfig, parseConfig, type AgentConfig } from '../host/config.js';
+
+export interface PanelConfig {
+  agent: AgentConfig;
+  /** host:port of the panel (default 127.0.0.1:8470; port 0 picks one) */
+  listen: { host: string; port: number };
+  /** fixed token (else a random one per start, written to <stateDir>/panel.token) */
+  token?: string;
+  /** job history, uploaded jars, outputs (default <agent.stateDir>/panel) */
+  stateDir: string;
+  /** host:port of the WebHDFS gateway the jobs read from (default 127.0.0.1:0) */
+  webhdfs: { host: string; port: number };
+  /** YARN ResourceManager host:port; absent: the local job runner on this machine */
+  yarn?: string;
+  /** user name jobs run as (HADOOP_USER_NAME / WebHDFS user.name) */
+  jobUser: string;
+  /** JSON-lines decisions of `livemr cache run` (its stdout); absent: the cache view is empty */
+  cacheDecisions?: string;
+  /** largest uploaded jar */
+  maxJarBytes: number;
+}
+
+function fail(path: string, msg: string): never {
+  throw new ConfigError(`${path}: ${msg}`);
+}
+
+export function parseAddress(v: unknown, path: string, dflt: string): { host: string; port: number } {
+  const s = v === undefined ? dflt : v;
+  const m = typeof s === 'string' ? /^\[?([\w.:-]+?)\]?:(\d{1,5})$/.exec(s) : null;
+  if (!m || Number(m[2]) > 65535) fail(path, 'must be "host:port"');
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+/** `base` resolves a relative agent config path (relative to the panel config's directory). */
+export function parsePanelConfig(raw: unknown, base = process.cwd()): PanelConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('$', 'must be a JSON object');
+  const c = raw as Record<string, unknown>;
+  const keys = ['agent', 'listen', 'token', 'stateDir', 'webhdfs', 'yarn', 'jobUser', 'cacheDecisions', 'maxJarBytes'];
+  for (const k of Object.keys(c)) if (!keys.includes(k)) fail(`$.${k}`, `unknown key (allowed: ${keys.join(', ')})`);
+  let agent: AgentConfig;
+  if (typeof c.agent === 'string') agent = loadConfig(resolve(base, c.agent));
+  else if (typeof c.agent === 'object' && c.agent !== null) {
+    try {
+      agent = parseConfig(c.agent);
+    } catch (e) {
+      fail('$.agent', (e as Error).message);
+    }
+  } else fail('$.agent', 'must be the agent config file or object');
+  if (c.token !== undefined && (typeof c.token !== 'string' || c.token.length < 16 || /\s/.test(c.token))) fail('$.token', 'must be a string of at least 16 non-space characters');
+  const abs = (v: unknown, p: string) => {
+    if (typeof v !== 'string' || !isAbsolute(v)) fail(p, 'must be an absolute path');
+    return v;
+  };
+  if (c.yarn !== undefined) parseAddress(c.yarn, '$.yarn', '');
+  const jobUser = c.jobUser ?? 'livemr';
+  if (typeof jobUser !== 'string' || !/^[A-Za-z_][A-Za-z0-9._-]{0,31}$/.test(jobUser)) fail('$.jobUser', 'must be a user name');
+  const maxJarBytes = c.maxJarBytes ?? 64 * 1024 * 1024;
+  if (!Number.isSafeInteger(maxJarBytes) || (maxJarBytes as number) <= 0) fail('$.maxJarBytes', 'must be a positive integer');
+  return {
+    agent,
+    listen: parseAddress(c.listen, '$.listen', '127.0.0.1:8470'),
+    ...(c.token ? { token: c.token as string } : {}),
+    stateDir: c.stateDir === undefined ? join(agent.stateDir, 'panel') : abs(c.stateDir, '$.stateDir'),
+    webhdfs: parseAddress(c.webhdfs, '$.webhdfs', '127.0.0.1:0'),
+    ...(c.yarn ? { yarn: c.yarn as string } : {}),
+    jobUser,
+    ...(c.cacheDecisions === undefined ? {} : { cacheDecisions: abs(c.cacheDecisions, '$.cacheDecisions') }),
+    maxJarBytes: maxJarBytes as number,
+  };
+}
+
+export function loadPanelConfig(file: string): PanelConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`${file}: ${(e as Error).message}`);
+  }
+  return parsePanelConfig(raw, dirname(resolve(file)));
+}

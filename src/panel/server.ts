@@ -1,0 +1,330 @@
+// The control panel: one process that embeds the host agent, serves its compositions over WebHDFS to
+// the jobs it runs, and offers a versioned REST API (/api/v1, JSON errors) plus a web UI built on it.
+// Everything but the login page needs the token. Live updates: server-sent events.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { HostAgent } from '../host/agent.js';
+import { BigLogError } from '../host/biglog.js';
+import { createLogger, type Logger } from '../host/log.js';
+import { LocalNamespace } from '../hdfs/namespace.js';
+import { startGateway, type Gateway } from '../hdfs/server.js';
+import { storeSource } from '../hdfs/source.js';
+import { loginCookie, logoutCookie, newToken, requestToken, tokenMatches, writeTokenFile } from './auth.js';
+import { readCacheView } from './cache-view.js';
+import type { PanelConfig } from './config.js';
+import { ApiError, badRequest, conflict, notFound, onlyKeys, readBody, readJson, sendError, sendJson } from './http.js';
+import { buildInventory, consentState, RateTracker, type Inventory } from './inventory.js';
+import { EXAMPLE_PROGRAMS, JobRunner, type JobSpec } from './jobs.js';
+import { uiAsset, loginPage } from './ui.js';
+
+export const API = '/api/v1';
+const MAX_SSE_CLIENTS = 64;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const JAR_RE = /^[0-9a-f]{16}$/;
+
+/** A guest path the panel may ask for: absolute, normalized, no '.'/'..' components, bounded. */
+export function checkGuestPath(p: unknown): string {
+  if (typeof p !== 'string' || !p) throw badRequest('path must be a non-empty string');
+  if (!p.startsWith('/')) throw badRequest(`path '${p}' must be absolute`);
+  if (Buffer.byteLength(p) > 4096 || p.includes('\0') || /[\n\r]/.test(p)) throw badRequest('path is too long or contains NUL / newlines');
+  const parts = p.split('/').slice(1);
+  if (parts.some((s) => s === '..' || s === '.')) throw badRequest(`path '${p}' contains '.' or '..' (path traversal is refused)`);
+  if (parts.some((s) => s === '') ) throw badRequest(`path '${p}' is not normalized (empty component or trailing '/')`);
+  return p;
+}
+
+export class Panel {
+  private sse = new Set<ServerResponse>();
+  private rates = new RateTracker();
+  private inventoryTimer?: NodeJS.Timeout;
+  private jobsTimer?: NodeJS.Timeout;
+  private offs: (() => void)[] = [];
+  private stopping?: Promise<void>;
+
+  private constructor(
+    readonly cfg: PanelConfig,
+    readonly agent: HostAgent,
+    readonly gateway: Gateway,
+    readonly jobs: JobRunner,
+    readonly token: string,
+    private readonly server: Server,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(cfg: PanelConfig, log: Logger = createLogger({ component: 'panel' })): Promise<Panel> {
+    mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+    mkdirSync(join(cfg.stateDir, 'jars'), { recursive: true, mode: 0o700 });
+    const token = cfg.token ?? newToken();
+    if (!cfg.token) writeTokenFile(join(cfg.stateDir, 'panel.token'), token);
+    const agent = await HostAgent.start(cfg.agent, log.child('host'));
+    let gateway: Gateway | undefined;
+    try {
+      const host = cfg.agent.hostname ?? 'localhost';
+      const ns = new LocalNamespace(storeSource(agent.store), { host, addr: '', url: '' });
+      gateway = await startGateway({ namespace: ns, host: cfg.webhdfs.host, port: cfg.webhdfs.port });
+      ns.location = { host, addr: `${cfg.webhdfs.host}:${gateway.port}`, url: gateway.url };
+      const jobs = new JobRunner({ dir: join(cfg.stateDir, 'jobs'), jarsDir: join(cfg.stateDir, 'jars'), user: cfg.jobUser, ...(cfg.yarn ? { yarn: cfg.yarn } : {}) });
+      const server = createServer();
+      const panel = new Panel(cfg, agent, gateway, jobs, token, server, log);
+      server.on('request', (req, res) => panel.handle(req, res));
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(cfg.listen.port, cfg.listen.host, () => resolve()));
+      panel.wire();
+      log.info('panel started', { url: panel.url, webhdfs: gateway.url });
+      return panel;
+    } catch (e) {
+      await gateway?.close();
+      await agent.stop();
+      throw e;
+    }
+  }
+
+  get url(): string {
+    const a = this.server.address() as AddressInfo;
+    return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  get webhdfsBase(): string {
+    return `webhdfs://${this.cfg.webhdfs.host}:${this.gateway.port}`;
+  }
+
+  inventory(): Inventory {
+    return buildInventory(this.agent.status(), this.agent.store.list(), this.agent.bigLogs.list(), this.webhdfsBase, this.rates);
+  }
+
+  private wire(): void {
+    const inv = () => {
+      this.inventoryTimer ??= setTimeout(() => { this.inventoryTimer = undefined; this.broadcast('inventory', this.inventory()); }, 200);
+    };
+    this.offs.push(this.agent.subscribe(inv));
+    this.agent.store.on('change', inv);
+    this.agent.store.on('remove', inv);
+    this.offs.push(() => { this.agent.store.off('change', inv); this.agent.store.off('remove', inv); });
+    const jobs = () => {
+      this.jobsTimer ??= setTimeout(() => { this.jobsTimer = undefined; this.broadcast('jobs', this.jobs.list()); }, 200);
+    };
+    this.jobs.on('change', jobs);
+    // growth rates and lag age even without events; keeps proxies from closing idle streams
+    const tick = setInterval(() => { if (this.sse.size) this.broadcast('inventory', this.inventory()); }, 2000);
+    this.offs.push(() => clearInterval(tick));
+    const file = this.cfg.cacheDecisions;
+    if (file) {
+      const onCache = () => this.broadcast('cache', readCacheView(file));
+      watchFile(file, { interval: 1000 }, onCache);
+      this.offs.push(() => unwatchFile(file, onCache));
+    }
+  }
+
+  private broadcast(event: string, data: unknown): void {
+    if (!this.sse.size) return;
+    const msg = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const res of this.sse) res.write(msg);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    res.setHeader('x-content-type-options', 'nosniff');
+    res.setHeader('referrer-policy', 'no-referrer');
+    const url = new URL(req.url ?? '/', 'http://panel');
+    this.route(req, res, url).catch((e: unknown) => {
+      if (e instanceof ApiError) return sendError(res, e);
+      this.log.error('request failed', { url: url.pathname, error: e as Error });
+      sendError(res, new ApiError(500, 'internal', (e as Error).message));
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const p = url.pathname;
+    const m = req.method ?? 'GET';
+    if (p === '/style.css' && m === 'GET') return uiAsset(res, 'style.css');
+    if (p === '/login' && m === 'POST') return this.login(req, res);
+    const authed = tokenMatches(requestToken(req), this.token);
+    if (!p.startsWith(API)) {
+      if (m !== 'GET') throw new ApiError(405, 'method-not-allowed', `${m} ${p} is not allowed`);
+      if (p === '/logout') return void res.writeHead(303, { location: '/', 'set-cookie': logoutCookie }).end();
+      if (!authed) return loginPage(res, 200);
+      if (p === '/' || p === '/index.html') return uiAsset(res, 'index.html');
+      if (p === '/app.js') return uiAsset(res, 'app.js');
+      throw notFound(`no page ${p}`);
+    }
+    if (!authed) throw new ApiError(401, 'unauthorized', 'send Authorization: Bearer TOKEN (printed at start, in <stateDir>/panel.token)');
+    const rest = p.slice(API.length) || '/';
+    const seg = rest.split('/').slice(1).map((s) => decodeURIComponent(s));
+    const is = (method: string, ...parts: (string | null)[]) =>
+      m === method && seg.length === parts.length && parts.every((x, i) => x === null || x === seg[i]);
+
+    if (is('GET', '')) return sendJson(res, 200, { version: 1, docs: 'docs/panel.md' });
+    if (is('GET', 'inventory')) return sendJson(res, 200, this.inventory());
+    if (is('GET', 'vms', null)) {
+      const vm = this.inventory().vms.find((v) => v.name === seg[1]);
+      if (!vm) throw notFound(`unknown VM '${seg[1]}'`);
+      return sendJson(res, 200, vm);
+    }
+    if (is('GET', 'shares')) return sendJson(res, 200, this.inventory().vms.flatMap((v) => v.shares));
+    if (is('POST', 'shares')) return this.requestShare(req, res);
+    if (is('GET', 'composed')) return sendJson(res, 200, this.inventory().composed);
+    if (is('GET', 'composed', null)) return this.composedDetail(res, seg[1]!);
+    if (is('POST', 'composed')) return this.compose(req, res);
+    if (is('GET', 'programs')) return sendJson(res, 200, { examples: EXAMPLE_PROGRAMS, runner: this.cfg.yarn ? `yarn ${this.cfg.yarn}` : 'local', maxJarBytes: this.cfg.maxJarBytes });
+    if (is('POST', 'jars')) return this.uploadJar(req, res);
+    if (is('GET', 'jobs')) return sendJson(res, 200, this.jobs.list());
+    if (is('POST', 'jobs')) return this.submitJob(req, res);
+    if (is('GET', 'jobs', null)) {
+      const j = this.jobs.get(seg[1]!);
+      if (!j) throw notFound(`no job '${seg[1]}'`);
+      return sendJson(res, 200, { ...j, log: this.jobs.logTail(j.id) });
+    }
+    if (is('GET', 'jobs', null, 'output')) {
+      const o = this.jobs.output(seg[1]!);
+      if (!o) throw notFound(`no job '${seg[1]}'`);
+      return sendJson(res, 200, o);
+    }
+    if (is('POST', 'jobs', null, 'cancel')) {
+      const j = this.jobs.cancel(seg[1]!);
+      if (!j) throw notFound(`no job '${seg[1]}'`);
+      return sendJson(res, 200, j);
+    }
+    if (is('GET', 'cache')) return sendJson(res, 200, readCacheView(this.cfg.cacheDecisions));
+    if (is('GET', 'events')) return this.events(req, res);
+    const known = ['inventory', 'vms', 'shares', 'composed', 'programs', 'jars', 'jobs', 'cache', 'events', ''];
+    if (known.includes(seg[0] ?? '')) throw new ApiError(405, 'method-not-allowed', `${m} ${p} is not allowed (see docs/panel.md)`);
+    throw notFound(`no endpoint ${p}`);
+  }
+
+  private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req, 4096);
+    const token = new URLSearchParams(body.toString('utf8')).get('token') ?? '';
+    if (!tokenMatches(token, this.token)) return loginPage(res, 401, 'That token is not valid.');
+    res.writeHead(303, { location: '/', 'set-cookie': loginCookie(this.token) }).end();
+  }
+
+  private vmOrThrow(vm: unknown): string {
+    if (typeof vm !== 'string' || !vm) throw badRequest('vm must be a VM name');
+    if (!this.agent.cfg.vms.some((v) => v.name === vm)) throw notFound(`unknown VM '${vm}'`);
+    return vm;
+  }
+
+  private async requestShare(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const b = await readJson(req, 16 * 1024);
+    onlyKeys(b, ['vm', 'path']);
+    const vm = this.vmOrThrow(b.vm);
+    const path = checkGuestPath(b.path);
+    const rec = this.agent.requestShare(vm, path);
+    this.log.info('share requested', { vm, path });
+    sendJson(res, 202, { vm, path, state: consentState(rec.status), status: rec.status, message: rec.message, updatedMs: rec.updatedMs });
+  }
+
+  private composedDetail(res: ServerResponse, name: string): void {
+    const c = this.inventory().composed.find((x) => x.name === name || x.fileName === name);
+    if (!c) throw notFound(`no composed file '${name}'`);
+    const segs = this.agent.store.segments(c.name);
+    sendJson(res, 200, { ...c, segmentList: segs.slice(0, 1000), segmentListTruncated: segs.length > 1000 });
+  }
+
+  private async compose(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const b = await readJson(req, 64 * 1024);
+    onlyKeys(b, ['name', 'sources']);
+    if (typeof b.name !== 'string' || !NAME_RE.test(b.name)) throw badRequest('name must be 1-100 of [A-Za-z0-9._-], starting with a letter or digit');
+    if (!Array.isArray(b.sources) || b.sources.length === 0 || b.sources.length > 64) throw badRequest('sources must be a list of 1-64 {vm, path}');
+    const inv = this.inventory();
+    const sources = b.sources.map((s: unknown, i: number) => {
+      if (typeof s !== 'object' || s === null || Array.isArray(s)) throw badRequest(`sources[${i}] must be {vm, path}`);
+      const o = s as Record<string, unknown>;
+      onlyKeys(o, ['vm', 'path'], `sources[${i}]`);
+      const vm = this.vmOrThrow(o.vm);
+      const path = checkGuestPath(o.path);
+      const share = inv.vms.find((v) => v.name === vm)!.shares.find((x) => x.path === path);
+      const file = inv.vms.find((v) => v.name === vm)!.files.find((x) => x.path === path);
+      if (!file && share?.state !== 'granted') throw conflict(`${vm}:${path} is not granted by its owner (${share ? share.state : 'never requested'})`);
+      return { vm, path };
+    });
+    const existing = inv.composed.find((c) => c.name === b.name);
+    if (existing && existing.kind !== 'composed') throw conflict(`'${b.name}' is a shared file's name`);
+    if (existing && existing.sources.length === 0) throw conflict(`'${b.name}' exists and was not composed from guest files`);
+    try {
+      this.agent.bigLogs.join(b.name, sources);
+    } catch (e) {
+      if (e instanceof BigLogError) throw conflict(e.message);
+      throw e;
+    }
+    this.log.info('composed', { name: b.name, sources });
+    sendJson(res, existing ? 200 : 201, this.inventory().composed.find((c) => c.name === b.name));
+  }
+
+  private async uploadJar(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim();
+    if (type !== 'application/java-archive') throw new ApiError(415, 'unsupported-media-type', 'upload the jar as application/java-archive');
+    const body = await readBody(req, this.cfg.maxJarBytes);
+    if (body.length < 22 || body.readUInt32LE(0) !== 0x04034b50) throw badRequest('not a jar (zip) file');
+    const sha = createHash('sha256').update(body).digest('hex');
+    const id = sha.slice(0, 16);
+    const file = join(this.cfg.stateDir, 'jars', `${id}.jar`);
+    if (!existsSync(file)) writeFileSync(file, body, { mode: 0o600 });
+    sendJson(res, 201, { id, size: body.length, sha256: sha });
+  }
+
+  private async submitJob(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const b = await readJson(req, 64 * 1024);
+    onlyKeys(b, ['program', 'inputs', 'args', 'jar']);
+    const program = b.program;
+    if (typeof program !== 'string' || !(program === 'jar' || Object.hasOwn(EXAMPLE_PROGRAMS, program))) {
+      throw badRequest(`program must be one of ${[...Object.keys(EXAMPLE_PROGRAMS), 'jar'].join(', ')}`);
+    }
+    const args = b.args ?? [];
+    if (!Array.isArray(args) || args.length > 16 || !args.every((a) => typeof a === 'string' && a.length <= 1024 && !a.includes('\0'))) {
+      throw badRequest('args must be at most 16 strings of at most 1024 characters');
+    }
+    if (program === 'grep' && args.length !== 1) throw badRequest('grep takes exactly one argument: the regex');
+    if (program !== 'grep' && program !== 'jar' && args.length) throw badRequest(`${program} takes no arguments`);
+    let jar: string | undefined;
+    if (program === 'jar') {
+      if (typeof b.jar !== 'string' || !JAR_RE.test(b.jar)) throw badRequest('jar must be the id of an uploaded jar (POST /api/v1/jars)');
+      if (!existsSync(join(this.cfg.stateDir, 'jars', `${b.jar}.jar`))) throw notFound(`no uploaded jar '${b.jar}'`);
+      jar = b.jar;
+    } else if (b.jar !== undefined) throw badRequest('jar is only for program "jar"');
+    if (!Array.isArray(b.inputs) || b.inputs.length === 0 || b.inputs.length > 32) throw badRequest('inputs must be a list of 1-32 composed file names');
+    const comps = this.inventory().composed;
+    const inputs = b.inputs.map((n: unknown) => {
+      const c = typeof n === 'string' ? comps.find((x) => x.name === n || x.fileName === n) : undefined;
+      if (!c) throw notFound(`no composed file '${String(n)}'`);
+      return { name: c.name, uri: c.webhdfs };
+    });
+    const spec: JobSpec = { program, args: args as string[], inputs, ...(jar ? { jar } : {}) };
+    const job = this.jobs.submit(spec);
+    this.log.info('job submitted', { id: job.id, program, inputs: inputs.map((i) => i.name) });
+    sendJson(res, 202, job);
+  }
+
+  private events(req: IncomingMessage, res: ServerResponse): void {
+    if (this.sse.size >= MAX_SSE_CLIENTS) throw new ApiError(503, 'too-many-streams', 'too many event streams open');
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    send('inventory', this.inventory());
+    send('jobs', this.jobs.list());
+    send('cache', readCacheView(this.cfg.cacheDecisions));
+    this.sse.add(res);
+    req.on('close', () => this.sse.delete(res));
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const off of this.offs) off();
+      clearTimeout(this.inventoryTimer);
+      clearTimeout(this.jobsTimer);
+      for (const res of this.sse) res.end();
+      this.sse.clear();
+      await new Promise<void>((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
+      await this.jobs.stop();
+      await this.gateway.close();
+      await this.agent.stop();
+      this.log.info('panel stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+/** The token of a running panel (for `curl -H "Authorization: Bearer $(...)"`). */
+export function readTokenFile(stateDir: string): string {
+  return readFileSync(join(stateDir, 'panel.token'), 'utf8').trim();
+}
