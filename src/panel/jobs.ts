@@ -125,8 +125,9 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     this.jobs.set(id, job);
     this.queue.push(id);
     this.save(job);
+    const submitted = structuredClone(job);
     this.next();
-    return job;
+    return submitted;
   }
 
   cancel(id: string): JobRecord | undefined {
@@ -147,6 +148,7 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     for (const id of this.queue.splice(0)) this.finish(this.jobs.get(id)!, 'cancelled', 'the panel stopped');
     const c = this.child;
     if (c) {
+      this.jobs.get(c.id)!.message = 'cancelling: the panel stopped';
       const gone = new Promise((r) => c.proc.once('close', r));
       c.proc.kill('SIGTERM');
       const t = setTimeout(() => c.proc.kill('SIGKILL'), 5000);
@@ -219,9 +221,8 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
       closeSync(logFd);
       this.child = undefined;
       j.exitCode = code ?? 128;
-      const cancelled = j.message === 'cancelling';
       if (code === 0) this.finish(j, 'succeeded', 'completed');
-      else if (cancelled) this.finish(j, 'cancelled', 'cancelled while running');
+      else if (j.message?.startsWith('cancelling')) this.finish(j, 'cancelled', j.message === 'cancelling' ? 'cancelled while running' : 'the panel stopped');
       else {
         const err = [...tail].reverse().find((l) => /Exception|Error|error:|No such|not exist|Usage/i.test(l));
         this.finish(j, 'failed', j.message ?? (err?.trim() || `java exited with ${code ?? signal}`));
