@@ -181,11 +181,11 @@ async function main(): Promise<void> {
     worker.on('message', ({ i, t }: { i: number; t: number }) => seen.get(i)?.(t));
 
     let i = 0;
-    const raw: { config: string; fresh: number[]; upper: number[]; fsync: number[]; toPub: number[]; pubToVis: number[] }[] = [];
+    const raw: { config: string; fresh: number[]; upper: number[]; fsync: number[]; toPub: number[]; pubToVis: number[]; apply: number[] }[] = [];
     for (const c of CONFIGS) {
       await setHelperArgs(vm, c.args);
       await sleep(1500); // the restarted helper says hello and the host resyncs
-      const r = { config: c.name, fresh: [] as number[], upper: [] as number[], fsync: [] as number[], toPub: [] as number[], pubToVis: [] as number[] };
+      const r = { config: c.name, fresh: [] as number[], upper: [] as number[], fsync: [] as number[], toPub: [] as number[], pubToVis: [] as number[], apply: [] as number[] };
       const warm = 5;
       for (let k = 0; k < N + warm; k++, i++) {
         const visible = new Promise<number>((res) => seen.set(i, res));
@@ -198,6 +198,8 @@ async function main(): Promise<void> {
           r.fresh.push(tVis - (Number(parts[3]) - c0.offset));
           r.upper.push(tVis - sent);
           r.fsync.push(Number(parts[3]) - Number(parts[2]));
+          // the agent's own apply latency of its last batch (invalidate, map, publish)
+          r.apply.push(ra.agent.status().vms[0]?.freshnessLagMs ?? NaN);
           const tPub = publishedAt(i);
           if (tPub !== undefined) {
             r.toPub.push(tPub - (Number(parts[3]) - c0.offset));
@@ -237,6 +239,7 @@ async function main(): Promise<void> {
       rows.push([`  host-clock bound: go sent→visible`, ...stats(r.upper)]);
       if (r.toPub.length) {
         rows.push([`  part 1: fsync→published (guest helper, channel, host apply)`, ...stats(r.toPub)]);
+        rows.push([`    of which host apply (agent's apply latency, 1 ms resolution)`, ...stats(r.apply)]);
         rows.push([`  part 2: published→readable (FUSE invalidation, poll)`, ...stats(r.pubToVis)]);
       }
     }

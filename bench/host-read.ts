@@ -7,14 +7,16 @@
 // page cache of the disk image and of the composed file is dropped (dd iflag=nocache count=0). LiveMR
 // is also timed warm (best of 3). Every path's bytes are hashed and must equal the SHA-256 the guest
 // computed while writing the file; the file's 4 KiB blocks carry their index, so a misplaced block
-// cannot go unnoticed. "Zero bytes copied": every segment of the composed file must point into the
-// VM's own disk image, and the host filesystem's used space must not grow during the reads.
+// cannot go unnoticed. The baseline stream is also timed warm (file in the guest's page cache).
+// "Zero bytes copied": every segment of the composed file must point into the VM's own disk image
+// (xattrs user.livemr.segments.*), and the agent's state directory stays a few KB. A cold read of
+// the image file itself shows the storage's limit.
 // The log is written inside the guest (a Node script, then fsync) on a second data disk (qcow2,
 // 2×size, ext4 made with mke2fs on the host) before the agent is started.
 //   node --import tsx bench/host-read.ts [MiB]      (default 1024)
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, openSync, realpathSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import { bootGuest, type GuestVm } from '../test/harness/vm.js';
@@ -48,7 +50,6 @@ console.log(h.digest('hex'));
 `;
 
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
-const usedBytes = (path: string) => { const s = statfsSync(path); return (s.blocks - s.bfree) * s.bsize; };
 const dropHostCache = (file: string) =>
   execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
 
@@ -149,39 +150,50 @@ async function main(): Promise<void> {
     const inImage = segments.filter((s) => s.source !== null && realpathSync(sources[s.source]!) === image).reduce((a, s) => a + s.length, 0);
     if (inImage !== SIZE) throw new Error(`only ${inImage} of ${SIZE} bytes of the composed file point into ${image}: ${JSON.stringify(sources)}`);
 
+    // reference: the storage's own limit, a cold sequential read of the image file itself
+    dropHostCache(bigDisk);
+    const imageCold = await catHost(bigDisk);
+    const imageBytes = statSync(bigDisk).size;
+
     // (a) LiveMR, cold then warm; verify the bytes
-    const used0 = usedBytes(bd.dir);
     await dropAllCaches(vm, [bigDisk, hostFile]);
     const liveCold = await catHost(hostFile);
     const liveWarm = Math.min(await catHost(hostFile), await catHost(hostFile), await catHost(hostFile));
     const liveSha = execFileSync('sha256sum', [hostFile], { encoding: 'utf8' }).split(' ')[0];
-    const usedDelta = usedBytes(bd.dir) - used0;
     if (liveSha !== want) throw new Error(`LiveMR bytes differ from the guest's (sha256 ${liveSha} vs ${want})`);
+    const stateBytes = Number(execFileSync('du', ['-sb', ra.cfg.stateDir], { encoding: 'utf8' }).split('\t')[0]);
 
-    // (b) qemu-ga
+    // (b) qemu-ga, cold only: it is bound by qemu-ga's base64/JSON work on the guest CPU, not by I/O
     await dropAllCaches(vm, [bigDisk]);
     qga = await QgaClient.connect(qgaSock);
     const q = await readQga(qga);
     if (q.bytes !== SIZE || q.sha !== want) throw new Error(`qemu-ga returned ${q.bytes} bytes, sha256 ${q.sha}`);
 
-    // (c) cat to a virtio-serial port
+    // (c) cat to a virtio-serial port: cold, then warm (file in the guest's and the host's page cache)
     await dropAllCaches(vm, [bigDisk]);
     stream = await connectUnix(streamSock);
     const s = await readStream(vm, stream);
     if (s.bytes !== SIZE || s.sha !== want) throw new Error(`stream returned ${s.bytes} bytes, sha256 ${s.sha}`);
+    await vm.sh(`cat ${LOG} > /dev/null`, { timeoutMs: 600_000 }); // make sure all of it is cached in the guest
+    const sw = await readStream(vm, stream);
+    if (sw.bytes !== SIZE || sw.sha !== want) throw new Error(`stream (warm) returned ${sw.bytes} bytes, sha256 ${sw.sha}`);
 
-    const best = Math.max(mbps(SIZE, q.ms), mbps(SIZE, s.ms));
-    console.log(`\nP4 reading a ${MIB} MiB guest log on the host (${vm.accel.toUpperCase()} guest, 1 vCPU, ${SIZE} bytes, all sha256-verified = guest's)`);
-    const row = (name: string, ms: number) => [name, (ms / 1000).toFixed(2), mbps(SIZE, ms).toFixed(1), (ms / liveCold).toFixed(2)];
+    const bestCold = Math.min(q.ms, s.ms);
+    const bestWarm = Math.min(q.ms, sw.ms);
+    console.log(`\nP4 reading a ${MIB} MiB guest log on the host (${vm.accel.toUpperCase()} guest, 1 vCPU; every path's bytes sha256-verified = the guest's)`);
+    const row = (name: string, ms: number, bytes = SIZE) => [name, (ms / 1000).toFixed(2), mbps(bytes, ms).toFixed(1), (ms / liveCold).toFixed(2)];
     console.log(table(['method', 'time (s)', 'MB/s', 'time / LiveMR cold'], [
       row('LiveMR: host cat of the composed file, cold caches', liveCold),
       row('LiveMR: same, warm host page cache (best of 3)', liveWarm),
-      row('qemu-ga guest-file-read (48 MiB/call, base64)', q.ms),
-      row('guest cat > virtio-serial port → host socket', s.ms),
+      row('qemu-ga guest-file-read (48 MiB/call, base64), cold', q.ms),
+      row('guest cat > virtio-serial port → host socket, cold', s.ms),
+      row('guest cat > virtio-serial port → host socket, warm', sw.ms),
+      row('reference: host cat of the qcow2 image file, cold', imageCold, imageBytes),
     ]));
-    console.log(`\nratio LiveMR (cold) / best baseline: ${(mbps(SIZE, liveCold) / best).toFixed(1)}× (goal ≥ 10×); warm: ${(mbps(SIZE, liveWarm) / best).toFixed(1)}×`);
-    console.log(`zero copy: ${segments.length} segments, ${inImage} of ${SIZE} bytes point into the VM's disk image ${image}; ` +
-      `host filesystem used space changed by ${(usedDelta / 1e6).toFixed(1)} MB during the LiveMR reads`);
+    console.log(`\nratio LiveMR / best baseline: cold ${(bestCold / liveCold).toFixed(1)}×, warm ${(bestWarm / liveWarm).toFixed(1)}× (goal ≥ 10×); ` +
+      `(qemu-ga not re-run warm: CPU-bound in the guest, ${(q.ms / 1000).toFixed(0)} s); LiveMR cold reaches ${((mbps(SIZE, liveCold) / mbps(imageBytes, imageCold)) * 100).toFixed(0)}% of the storage's cold read rate`);
+    console.log(`zero copy: ${segments.length} segments; ${inImage} of ${SIZE} bytes are ranges of the VM's disk image ${image} ` +
+      `(sources: ${sources.length}); the agent's whole state directory is ${stateBytes} bytes`);
   } catch (e) {
     if (ra) console.error(ra.logs.slice(-30).join('\n'));
     throw e;
