@@ -1,0 +1,131 @@
+// The panel as an analytics user sees it, in real headless Chromium (Debian's, driven by
+// playwright-core): request a file of a booted guest, the owner grants it inside the guest, the
+// request turns granted live, compose it, run wordcount, see the result — equal to an independent
+// count of the guest file. Screenshots go to test-artifacts/panel/.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/host/log.js';
+import { parsePanelConfig } from '../../src/panel/config.js';
+import { Panel } from '../../src/panel/server.js';
+import { bootGuest, type GuestVm } from '../harness/vm.js';
+
+const FILE = '/mnt/data/words.log';
+const shots = resolve('test-artifacts/panel');
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let dir: string;
+let vm: GuestVm | undefined;
+let panel: Panel | undefined;
+let ctx: BrowserContext | undefined;
+let page: Page;
+const logs: string[] = [];
+
+function wordCount(text: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const w of text.split(/\s+/).filter(Boolean)) m.set(w, (m.get(w) ?? 0) + 1);
+  return m;
+}
+
+beforeAll(async () => {
+  mkdirSync(shots, { recursive: true });
+  dir = mkdtempSync(join(tmpdir(), 'livemr-panel-ui-'));
+  vm = await bootGuest({ name: 'panel', channel: false });
+  // alice's log: a few thousand words with a skewed distribution
+  await vm.sh(`i=0; while [ $i -lt 400 ]; do echo "kvm guest log line $i kvm hadoop kvm"; i=$((i+1)); done > ${FILE}; chown alice ${FILE}; sync`);
+  panel = await Panel.start(parsePanelConfig({
+    agent: { mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null, vms: [{ name: 'vm1', qmp: vm.qmpSocket }] },
+    listen: '127.0.0.1:0',
+  }), createLogger({ level: 'debug', sink: (l) => logs.push(l) }));
+  ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
+    executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1366, height: 768 },
+  });
+  page = ctx.pages()[0] ?? (await ctx.newPage());
+});
+
+afterAll(async () => {
+  await ctx?.close().catch(() => {});
+  await panel?.stop().catch(() => {});
+  await vm?.shutdown();
+  if (logs.length) console.error(logs.filter((l) => /"level":"(warn|error)"/.test(l)).slice(-30).join('\n'));
+  try { execFileSync('fusermount3', ['-uz', join(dir, 'mnt')], { stdio: 'ignore' }); } catch { /* not mounted */ }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('panel in a browser', () => {
+  it('request → owner grants in the guest → granted live → compose → wordcount → result', async () => {
+    await page.goto(panel!.url);
+    await page.screenshot({ path: join(shots, '0-login.png') });
+    await page.fill('#token', 'not-the-token');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('.error[role=alert]');
+    await page.fill('#token', panel!.token);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#req-vm option[value=vm1]', { state: 'attached' });
+    await page.waitForSelector('#live:not(.off)', { state: 'attached' });
+
+    // an analytics user asks for alice's log
+    await page.fill('#req-path', FILE);
+    await page.click('#request-form button');
+    const row = `#shares-table tr[data-path="${FILE}"]`;
+    await page.waitForSelector(`${row} .badge[data-state=pending]`, { timeout: 30_000 });
+    expect(await vm!.sh(`ls /var/lib/livemr-guest 2>/dev/null; livemr-guest list 2>/dev/null || true`)).toBeDefined();
+    await page.screenshot({ path: join(shots, '1-requested.png') });
+
+    // alice grants it inside the guest; the page turns granted by itself
+    await vm!.sh(`su alice -c 'setfattr -n user.livemr.share -v 1 ${FILE}' 2>/dev/null || setfattr -n user.livemr.share -v 1 ${FILE}`);
+    await page.waitForSelector(`${row} .badge[data-state=granted]`, { timeout: 60_000 });
+    const text = await vm!.sh(`cat ${FILE}`);
+    await page.waitForFunction((n) => /KiB|B$/.test(document.querySelector(`#shares-table tr[data-path="/mnt/data/words.log"] td:nth-child(4)`)?.textContent ?? '') && n > 0, text.length);
+    await page.screenshot({ path: join(shots, '2-granted.png') });
+
+    // compose it into livemr_words
+    await page.click('#tabs a[data-tab=compose]');
+    await page.check(`#compose-sources input[data-path="${FILE}"]`);
+    await page.fill('#compose-name', 'words');
+    await page.click('#compose-form button[type=submit]');
+    await page.waitForSelector('#composed-table tr[data-name=words]');
+    await page.click('#composed-table tr[data-name=words]');
+    await page.waitForSelector('#composed-detail h2:text("livemr_words")');
+    const webhdfs = await page.textContent('#composed-detail code[data-kind=webhdfs]');
+    expect(webhdfs).toBe(`${panel!.webhdfsBase}/livemr_words`);
+    const mountPath = (await page.textContent('#composed-detail code[data-kind=mount]'))!;
+    await page.screenshot({ path: join(shots, '3-composed.png') });
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(mountPath, 'utf8')).toBe(text);
+
+    // run wordcount on it
+    await page.click('#tabs a[data-tab=jobs]');
+    await page.selectOption('#job-program', 'wordcount');
+    await page.check('#job-inputs input[data-name=words]');
+    await page.click('#job-form button[type=submit]');
+    await page.waitForSelector('#jobs-table .badge[data-state=running], #jobs-table .badge[data-state=succeeded]', { timeout: 30_000 });
+    await page.screenshot({ path: join(shots, '4-running.png') });
+    await page.waitForSelector('#jobs-table .badge[data-state=succeeded]', { timeout: 150_000 });
+    await page.click('#jobs-table tbody tr');
+    await page.waitForSelector('#job-output tr');
+    await page.screenshot({ path: join(shots, '5-result.png') });
+
+    // the table shows the same counts as an independent count of the guest file
+    const rows = await page.$$eval('#job-output tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    const expected = wordCount(text);
+    expect(rows.length).toBe(Math.min(200, expected.size)); // the page shows the 200 largest
+    for (const [w, n] of rows) expect(Number(n), w).toBe(expected.get(w!));
+    const jobId = await page.getAttribute('#jobs-table tbody tr', 'data-id');
+    const out = (await (await fetch(`${panel!.url}/api/v1/jobs/${jobId}/output`, { headers: { authorization: `Bearer ${panel!.token}` } })).json()) as { preview: string };
+    expect(new Map(out.preview.trim().split('\n').map((l) => l.split('\t')).map(([w, n]) => [w!, Number(n)]))).toEqual(expected);
+    expect(rows[0]).toEqual(['kvm', '1200']);
+    expect(await page.textContent('#job-detail dd[data-kind=output]')).toMatch(/^file:\/\/.*\/output$/);
+
+    // the other views render at laptop size
+    await page.click('#tabs a[data-tab=hosts]');
+    await page.waitForSelector('#vm-cards .card[data-vm=vm1]');
+    await page.screenshot({ path: join(shots, '6-hosts.png') });
+    await page.click('#tabs a[data-tab=cache]');
+    await page.screenshot({ path: join(shots, '7-cache-empty.png') });
+    expect(await page.textContent('#cache-chart')).toMatch(/No cache loop configured/);
+  });
+});
