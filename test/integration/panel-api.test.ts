@@ -24,7 +24,7 @@ async function call(method: string, path: string, opts: { token?: string | null;
   if (token) headers.authorization = `Bearer ${token}`;
   if (opts.type) headers['content-type'] = opts.type;
   if (opts.cookie) headers.cookie = opts.cookie;
-  const r = await fetch(panel!.url + path, { method, headers, body: opts.body, redirect: 'manual' });
+  const r = await fetch(panel!.url + path, { method, headers, body: typeof opts.body === 'string' ? opts.body : opts.body && new Uint8Array(opts.body), redirect: 'manual' });
   const text = await r.text();
   let json: any;
   try { json = JSON.parse(text); } catch { json = undefined; }

@@ -72,15 +72,19 @@ describe('panel in a browser', () => {
     await page.click('#request-form button');
     const row = `#shares-table tr[data-path="${FILE}"]`;
     await page.waitForSelector(`${row} .badge[data-state=pending]`, { timeout: 30_000 });
-    expect(await vm!.sh(`ls /var/lib/livemr-guest 2>/dev/null; livemr-guest list 2>/dev/null || true`)).toBeDefined();
     await page.screenshot({ path: join(shots, '1-requested.png') });
+    // the request reached the guest helper, which recorded it for alice
+    expect(await vm!.sh(`su alice -c 'livemr-guest requests'`)).toContain(FILE);
 
     // alice grants it inside the guest; the page turns granted by itself
-    await vm!.sh(`su alice -c 'setfattr -n user.livemr.share -v 1 ${FILE}' 2>/dev/null || setfattr -n user.livemr.share -v 1 ${FILE}`);
+    await vm!.sh(`su alice -c 'livemr-guest grant ${FILE}'`);
     await page.waitForSelector(`${row} .badge[data-state=granted]`, { timeout: 60_000 });
+    // the guest keeps writing: the page shows the growth rate, live
+    await vm!.sh(`i=0; while [ $i -lt 30 ]; do echo "kvm grows $i" >> ${FILE}; sleep 0.1; i=$((i+1)); done`);
+    await page.waitForFunction((p) => /\/s$/.test(document.querySelector(`#shares-table tr[data-path="${p}"] td:nth-child(5)`)?.textContent ?? ''), FILE, { timeout: 15_000 });
     const text = await vm!.sh(`cat ${FILE}`);
-    await page.waitForFunction((n) => /KiB|B$/.test(document.querySelector(`#shares-table tr[data-path="/mnt/data/words.log"] td:nth-child(4)`)?.textContent ?? '') && n > 0, text.length);
-    await page.screenshot({ path: join(shots, '2-granted.png') });
+    await page.waitForFunction(([p, n]) => document.querySelector(`#shares-table tr[data-path="${p}"]`)?.getAttribute('data-size') === String(n), [FILE, Buffer.byteLength(text)] as const, { timeout: 15_000 });
+    await page.screenshot({ path: join(shots, '2-granted-growing.png') });
 
     // compose it into livemr_words
     await page.click('#tabs a[data-tab=compose]');
@@ -110,14 +114,14 @@ describe('panel in a browser', () => {
     await page.screenshot({ path: join(shots, '5-result.png') });
 
     // the table shows the same counts as an independent count of the guest file
-    const rows = await page.$$eval('#job-output tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    const rows = await page.$$eval('#job-output tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td:not(.barcell)')].map((td) => td.textContent ?? '')));
     const expected = wordCount(text);
     expect(rows.length).toBe(Math.min(200, expected.size)); // the page shows the 200 largest
     for (const [w, n] of rows) expect(Number(n), w).toBe(expected.get(w!));
     const jobId = await page.getAttribute('#jobs-table tbody tr', 'data-id');
     const out = (await (await fetch(`${panel!.url}/api/v1/jobs/${jobId}/output`, { headers: { authorization: `Bearer ${panel!.token}` } })).json()) as { preview: string };
     expect(new Map(out.preview.trim().split('\n').map((l) => l.split('\t')).map(([w, n]) => [w!, Number(n)]))).toEqual(expected);
-    expect(rows[0]).toEqual(['kvm', '1200']);
+    expect(rows[0]).toEqual(['kvm', '1230']);
     expect(await page.textContent('#job-detail dd[data-kind=output]')).toMatch(/^file:\/\/.*\/output$/);
 
     // the other views render at laptop size

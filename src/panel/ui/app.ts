@@ -14,7 +14,8 @@ let examples: Record<string, { summary: string; extraArgs?: string }> = {};
 type Child = Node | string | number | null | undefined | false;
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...kids: Child[]): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  // styles through the CSSOM: the CSP forbids inline style attributes
+  for (const [k, v] of Object.entries(attrs)) if (k === 'style') e.style.cssText = v; else e.setAttribute(k, v);
   for (const k of kids) if (k !== null && k !== undefined && k !== false) e.append(typeof k === 'number' ? String(k) : k);
   return e;
 }
@@ -80,7 +81,7 @@ function renderFiles(): void {
     const v = inv!.vms.find((x) => x.name === r.vm)!;
     const f = v.files.find((x) => x.path === r.path);
     const state = r.share?.state ?? 'granted';
-    return el('tr', { 'data-vm': r.vm, 'data-path': r.path },
+    return el('tr', { 'data-vm': r.vm, 'data-path': r.path, 'data-size': f ? String(f.servedSize) : '' },
       el('td', {}, r.vm), el('td', { class: 'mono' }, r.path),
       el('td', { title: r.share?.message ?? '' }, badge(state), ' ', el('span', { class: 'muted' }, state === 'pending' ? 'waiting for the owner' : r.share && state !== 'granted' ? r.share.message : '')),
       el('td', { class: 'num' }, f ? bytes(f.servedSize) : '—'),
@@ -200,7 +201,8 @@ async function showJob(id: string): Promise<void> {
     kids.push(el('p', { class: 'muted' }, `${rows.length} result lines${numeric ? ', largest first' : ''}${out.truncated ? ' (first 256 KiB)' : ''} · `,
       out.files.map((f) => `${f.name} ${bytes(f.size)}`).join(', ')));
     kids.push(el('div', { class: 'scroll' }, el('table', { class: 'list', id: 'job-output' },
-      el('tbody', {}, ...rows.slice(0, 200).map((r) => el('tr', {}, ...r.map((c, i) => el('td', { class: i > 0 && numeric ? 'num' : 'mono' }, c))))))));
+      el('tbody', {}, ...rows.slice(0, 200).map((r) => el('tr', {}, ...r.map((c, i) => el('td', { class: i > 0 && numeric ? 'num' : 'mono' }, c)),
+        numeric ? el('td', { class: 'barcell' }, el('div', { class: 'bar thin' }, el('div', { style: `width:${(100 * Number(r[1])) / Math.max(1, Number(rows[0]![1]))}%` }))) : null))))));
   } else if (j.state !== 'queued') {
     kids.push(el('pre', { class: 'log' }, j.log.slice(-30).join('\n')));
   }
