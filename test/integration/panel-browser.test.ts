@@ -3,11 +3,12 @@
 // request turns granted live, compose it, run wordcount, see the result — equal to an independent
 // count of the guest file. Screenshots go to test-artifacts/panel/.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makePlan, parseMetrics, type Decision } from '../../src/cache/index.js';
 import { createLogger } from '../../src/host/log.js';
 import { parsePanelConfig } from '../../src/panel/config.js';
 import { Panel } from '../../src/panel/server.js';
@@ -38,7 +39,7 @@ beforeAll(async () => {
   await vm.sh(`i=0; while [ $i -lt 400 ]; do echo "kvm guest log line $i kvm hadoop kvm"; i=$((i+1)); done > ${FILE}; chown alice ${FILE}; sync`);
   panel = await Panel.start(parsePanelConfig({
     agent: { mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null, vms: [{ name: 'vm1', qmp: vm.qmpSocket }] },
-    listen: '127.0.0.1:0',
+    listen: '127.0.0.1:0', cacheDecisions: join(dir, 'decisions.jsonl'),
   }), createLogger({ level: 'debug', sink: (l) => logs.push(l) }));
   ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
     executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1366, height: 768 },
@@ -98,7 +99,6 @@ describe('panel in a browser', () => {
     expect(webhdfs).toBe(`${panel!.webhdfsBase}/livemr_words`);
     const mountPath = (await page.textContent('#composed-detail code[data-kind=mount]'))!;
     await page.screenshot({ path: join(shots, '3-composed.png') });
-    const { readFileSync } = await import('node:fs');
     expect(readFileSync(mountPath, 'utf8')).toBe(text);
 
     // run wordcount on it
@@ -129,7 +129,19 @@ describe('panel in a browser', () => {
     await page.waitForSelector('#vm-cards .card[data-vm=vm1]');
     await page.screenshot({ path: join(shots, '6-hosts.png') });
     await page.click('#tabs a[data-tab=cache]');
+    expect(await page.textContent('#cache-chart')).toMatch(/has not written .*decisions.jsonl yet/);
     await page.screenshot({ path: join(shots, '7-cache-empty.png') });
-    expect(await page.textContent('#cache-chart')).toMatch(/No cache loop configured/);
+    // the loop's decisions (as `livemr cache run --dry-run` prints them) appear without a reload
+    const plan = makePlan(parseMetrics(JSON.parse(readFileSync('test/fixtures/cache/metrics.json', 'utf8'))));
+    const at = new Date().toISOString();
+    const ds: Decision[] = [
+      { at, step: 0, action: 'baseline', reason: 'first sample: counters need a second one for rates', hysteresis: 0.05 },
+      { at, step: 1, action: 'dry-run', reason: 'no weights applied yet: would apply (dry run)', hysteresis: 0.05, move: -1, plan: { solver: plan.solver, fitness: plan.fitness, rows: plan.rows } },
+    ];
+    writeFileSync(join(dir, 'decisions.jsonl'), ds.map((d) => JSON.stringify(d)).join('\n') + '\n');
+    await page.waitForSelector('#cache-chart svg rect', { timeout: 10_000 });
+    expect(await page.$$eval('#cache-chart svg rect', (r) => r.length)).toBe(2 * plan.rows.length);
+    expect(await page.$$eval('#cache-table tbody tr', (r) => r.length)).toBe(2);
+    await page.screenshot({ path: join(shots, '8-cache.png') });
   });
 });

@@ -191,7 +191,9 @@ async function showJob(id: string): Promise<void> {
       el('dt', {}, 'Inputs'), el('dd', { class: 'mono' }, j.inputs.map((i) => i.uri).join(', ')),
       el('dt', {}, 'Output'), el('dd', { class: 'mono', 'data-kind': 'output' }, j.output),
       el('dt', {}, 'Runner'), el('dd', {}, j.runner, j.hadoopJobId ? ` · ${j.hadoopJobId}` : ''),
-      el('dt', {}, 'Progress'), el('dd', {}, `map ${j.progress.map}% · reduce ${j.progress.reduce}%`),
+      el('dt', {}, 'Progress'), el('dd', {}, `map ${j.progress.map}% · reduce ${j.progress.reduce}%`,
+        el('div', { class: 'bar' }, el('div', { style: `width:${Math.round((j.progress.map + j.progress.reduce) / 2)}%` }))),
+      el('dt', {}, 'Time'), el('dd', {}, j.startedMs ? `${dur(j.startedMs, j.finishedMs)}${j.finishedMs ? '' : ' so far'}` : 'waiting for the job before it'),
       j.message ? el('dt', {}, 'Result') : null, j.message ? el('dd', { class: j.state === 'failed' ? 'error' : '' }, j.message) : null),
   ];
   if (out) {
@@ -203,8 +205,8 @@ async function showJob(id: string): Promise<void> {
     kids.push(el('div', { class: 'scroll' }, el('table', { class: 'list', id: 'job-output' },
       el('tbody', {}, ...rows.slice(0, 200).map((r) => el('tr', {}, ...r.map((c, i) => el('td', { class: i > 0 && numeric ? 'num' : 'mono' }, c)),
         numeric ? el('td', { class: 'barcell' }, el('div', { class: 'bar thin' }, el('div', { style: `width:${(100 * Number(r[1])) / Math.max(1, Number(rows[0]![1]))}%` }))) : null))))));
-  } else if (j.state !== 'queued') {
-    kids.push(el('pre', { class: 'log' }, j.log.slice(-30).join('\n')));
+  } else if (j.log.some((l) => l.trim())) {
+    kids.push(el('pre', { class: 'log' }, j.log.filter((l) => l.trim()).slice(-30).join('\n')));
   }
   if (j.state === 'running' || j.state === 'queued') {
     const b = el('button', { type: 'button' }, 'Cancel');
