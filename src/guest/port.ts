@@ -1,4 +1,5 @@
-// The guest end of the virtio-serial port, opened non-blocking and polled: a read of 0 bytes means
+// The guest end of the virtio-serial port, opened non-blocking and polled (every 5 ms after traffic,
+// backing off to 200 ms when idle): a read of 0 bytes means
 // the host end is not connected (virtio_console returns EOF then), EAGAIN means connected and idle.
 // Non-blocking writes fail with EAGAIN while the host is away, so nothing stale piles up in the
 // virtqueue and no thread is stuck in a blocking read (a pending read made process.exit hang).
@@ -26,9 +27,14 @@ export class VirtioPort extends EventEmitter<PortEvents> {
   private out: Buffer[] = [];
   private queued = 0;
   private readBuf = Buffer.allocUnsafe(64 << 10);
+  /** current poll interval: short right after traffic, doubling while idle (each wake costs CPU) */
+  private interval: number;
   connected = false;
 
-  constructor(private readonly path: string, private readonly pollMs = 10, private readonly idlePollMs = 200) { super(); }
+  constructor(private readonly path: string, private readonly minPollMs = 5, private readonly maxPollMs = 200) {
+    super();
+    this.interval = maxPollMs;
+  }
 
   open(): void {
     this.fd = openSync(this.path, constants.O_RDWR | constants.O_NONBLOCK | constants.O_NOCTTY);
@@ -47,6 +53,7 @@ export class VirtioPort extends EventEmitter<PortEvents> {
     this.out.push(b);
     this.queued += b.length;
     this.flushOut();
+    this.interval = this.minPollMs; // an answer often follows what we send
     return true;
   }
 
@@ -80,7 +87,8 @@ export class VirtioPort extends EventEmitter<PortEvents> {
       this.emit('data', Buffer.from(this.readBuf.subarray(0, n)));
     }
     this.flushOut();
-    this.schedule(got || this.out.length ? 0 : this.connected ? this.pollMs : this.idlePollMs);
+    this.interval = got ? this.minPollMs : Math.min(this.maxPollMs, this.interval * 2);
+    this.schedule(this.out.length ? this.minPollMs : this.interval);
   }
 
   private flushOut(): void {

@@ -40,11 +40,11 @@ export interface TrackerOptions {
 }
 
 export const DEFAULT_TRACKER_OPTIONS: Omit<TrackerOptions, 'spool' | 'log'> = {
-  batchMs: 200,
+  batchMs: 1000,
   batchBytes: 8 << 20,
   sendOnGap: true,
   diskFlush: true,
-  settleMs: 50,
+  settleMs: 250,
   rescanMs: 1000,
   stateFile: '/var/lib/livemr/shares.json',
 };
@@ -152,7 +152,7 @@ export class Tracker {
     await this.serial(async () => {
       for (const f of this.files.values()) this.discover(f);
       for (const f of this.files.values()) f.queued ??= { from: Infinity, since: Date.now(), bytes: 0, force: false };
-      await this.sendQueued(false);
+      await this.sendQueued(false, true);
       this.emit({ type: 'flushDone', refSeq });
     });
   }
@@ -320,7 +320,7 @@ export class Tracker {
    * Sends every queued update: write the files back (FIEMAP_FLAG_SYNC), flush each disk involved so
    * QEMU has written its own metadata for the new blocks, then report from the first changed offset.
    */
-  private async sendQueued(all: boolean): Promise<void> {
+  private async sendQueued(all: boolean, flushDisks = false): Promise<void> {
     const due = [...this.files.values()].filter((f) => f.queued);
     if (!due.length) return;
     const plans: { f: SharedFile; map: ReturnType<typeof mapFile>; size: number; from: number }[] = [];
@@ -342,7 +342,8 @@ export class Tracker {
     }
     // new blocks: make QEMU write its own metadata (qcow2 L2 tables) before the host reads them
     const devs = new Set(plans.filter((p) => firstDifference(p.f.reported, p.map.extents) !== Infinity).map((p) => p.f.disk.devNode));
-    if (this.o.diskFlush || all) for (const dev of devs) await flushDevice(dev, this.o.log);
+    if (flushDisks) for (const p of plans) devs.add(p.f.disk.devNode);
+    if (this.o.diskFlush || all || flushDisks) for (const dev of devs) await flushDevice(dev, this.o.log);
     for (const { f, map, size, from } of plans) {
       if (!this.files.has(f.id)) continue;
       const tail = map.extents.filter((x) => x.logical + x.length > from).map((x) => x.logical < from
