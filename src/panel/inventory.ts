@@ -5,7 +5,7 @@ import type { BigLogSource } from '../host/biglog.js';
 import { compositionName } from '../host/naming.js';
 import type { CompositionInfo } from '../fs/index.js';
 
-/** pending: waiting for the owner; granted: shared; the rest are final answers (see docs/guest.md). */
+/** pending: waiting for the owner; granted: shared; the rest are final answers (src/guest/consent.ts). */
 export type ConsentState = 'pending' | 'granted' | 'denied' | 'not-found' | 'revoked' | 'error';
 
 export function consentState(status: string): ConsentState {

@@ -150,7 +150,12 @@ export class Panel {
     }
     if (!authed) throw new ApiError(401, 'unauthorized', 'send Authorization: Bearer TOKEN (printed at start, in <stateDir>/panel.token)');
     const rest = p.slice(API.length) || '/';
-    const seg = rest.split('/').slice(1).map((s) => decodeURIComponent(s));
+    let seg: string[];
+    try {
+      seg = rest.split('/').slice(1).map((s) => decodeURIComponent(s));
+    } catch {
+      throw badRequest(`bad percent-encoding in ${p}`);
+    }
     const is = (method: string, ...parts: (string | null)[]) =>
       m === method && seg.length === parts.length && parts.every((x, i) => x === null || x === seg[i]);
 

@@ -110,6 +110,7 @@ describe('panel REST API', () => {
     expect((await call('GET', '/api/v1')).json.version).toBe(1);
     expectError(await call('GET', '/api/v1/nope'), 404);
     expectError(await call('DELETE', '/api/v1/inventory'), 405);
+    expectError(await call('GET', '/api/v1/vms/%E0%A4%A'), 400, /percent-encoding/);
   });
 
   it('share requests: bad input is refused with 4xx JSON and changes nothing; a good one is pending and streamed live', async () => {
@@ -211,6 +212,19 @@ describe('panel REST API', () => {
     expect(done.log.join('\n')).toMatch(/ClassNotFoundException/);
     expect((await call('GET', `/api/v1/jobs/${sub.json.id}/output`)).json).toEqual({ files: [], preview: '', truncated: false });
     expect((await call('GET', '/api/v1/jobs')).json.map((j: any) => j.id)).toEqual([sub.json.id]);
+
+    // cancel: the second of two jobs while it waits, the first while its JVM runs
+    const a = await post('/api/v1/jobs', { program: 'wordcount', inputs: ['local-words'] });
+    const b = await post('/api/v1/jobs', { program: 'wordcount', inputs: ['local-words'] });
+    expect((await call('GET', `/api/v1/jobs/${a.json.id}`)).json.state).toBe('running');
+    expect((await call('POST', `/api/v1/jobs/${b.json.id}/cancel`)).json).toMatchObject({ state: 'cancelled', message: 'cancelled before it started' });
+    expect((await call('POST', `/api/v1/jobs/${a.json.id}/cancel`)).status).toBe(200);
+    const ca = await until('the running job to stop', async () => {
+      const j = (await call('GET', `/api/v1/jobs/${a.json.id}`)).json;
+      return j.state !== 'running' && j;
+    });
+    expect(ca).toMatchObject({ state: 'cancelled', message: 'cancelled while running' });
+    expectError(await call('POST', '/api/v1/jobs/job-nope-000000/cancel'), 404);
     expect((await call('GET', '/api/v1/programs')).json.examples).toHaveProperty('wordcount');
   });
 
