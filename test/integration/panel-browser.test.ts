@@ -15,6 +15,7 @@ import { Panel } from '../../src/panel/server.js';
 import { bootGuest, type GuestVm } from '../harness/vm.js';
 
 const FILE = '/mnt/data/words.log';
+const SECRET = '/mnt/data/secret.log';
 const shots = resolve('test-artifacts/panel');
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
@@ -36,7 +37,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'livemr-panel-ui-'));
   vm = await bootGuest({ name: 'panel', channel: false });
   // alice's log: a few thousand words with a skewed distribution
-  await vm.sh(`i=0; while [ $i -lt 400 ]; do echo "kvm guest log line $i kvm hadoop kvm"; i=$((i+1)); done > ${FILE}; chown alice ${FILE}; sync`);
+  await vm.sh(`i=0; while [ $i -lt 400 ]; do echo "kvm guest log line $i kvm hadoop kvm"; i=$((i+1)); done > ${FILE}; echo top secret > ${SECRET}; chown alice ${FILE} ${SECRET}; sync`);
   panel = await Panel.start(parsePanelConfig({
     agent: { mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null, vms: [{ name: 'vm1', qmp: vm.qmpSocket }] },
     listen: '127.0.0.1:0', cacheDecisions: join(dir, 'decisions.jsonl'),
@@ -73,9 +74,17 @@ describe('panel in a browser', () => {
     await page.click('#request-form button');
     const row = `#shares-table tr[data-path="${FILE}"]`;
     await page.waitForSelector(`${row} .badge[data-state=pending]`, { timeout: 30_000 });
+    await page.fill('#req-path', SECRET);
+    await page.click('#request-form button');
+    await page.waitForSelector(`#shares-table tr[data-path="${SECRET}"] .badge[data-state=pending]`, { timeout: 30_000 });
     await page.screenshot({ path: join(shots, '1-requested.png') });
-    // the request reached the guest helper, which recorded it for alice
-    expect(await vm!.sh(`su alice -c 'livemr-guest requests'`)).toContain(FILE);
+    // the requests reached the guest helper, which recorded them for alice
+    const pending = await vm!.sh(`su alice -c 'livemr-guest requests'`);
+    expect(pending).toContain(FILE);
+    expect(pending).toContain(SECRET);
+    // alice says no to one of them
+    await vm!.sh(`su alice -c 'livemr-guest deny ${SECRET}'`);
+    await page.waitForSelector(`#shares-table tr[data-path="${SECRET}"] .badge[data-state=denied]`, { timeout: 30_000 });
 
     // alice grants it inside the guest; the page turns granted by itself
     await vm!.sh(`su alice -c 'livemr-guest grant ${FILE}'`);
