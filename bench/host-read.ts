@@ -4,7 +4,8 @@
 //       (48 MiB per call, base64 in JSON) / guest-file-close over its virtio-serial port,
 //   (c) streaming it out with `cat FILE > /dev/vportNpM` in the guest to a host unix socket.
 // Each method starts cold: the guest's page cache is dropped (echo 3 > drop_caches) and the host
-// page cache of the disk image and of the composed file is dropped (dd iflag=nocache count=0). LiveMR
+// page cache of the disk image and of the composed file is dropped (sync, dd iflag=nocache count=0);
+// "cold" means not in this kernel's page cache — a virtual machine's disk may be cached below. LiveMR
 // is also timed warm (best of 3). Every path's bytes are hashed and must equal the SHA-256 the guest
 // computed while writing the file; the file's 4 KiB blocks carry their index, so a misplaced block
 // cannot go unnoticed. The baseline stream is also timed warm (file in the guest's page cache).
@@ -50,8 +51,11 @@ console.log(h.digest('hex'));
 `;
 
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
-const dropHostCache = (file: string) =>
+/** drops a file from this kernel's page cache (written back first: dirty pages cannot be dropped) */
+function dropHostCache(file: string): void {
+  execFileSync('sync', [file]);
   execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+}
 
 async function dropAllCaches(vm: GuestVm, files: string[]): Promise<void> {
   await vm.sh('sync; echo 3 > /proc/sys/vm/drop_caches');
