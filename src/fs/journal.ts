@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { FsError } from './errors.js';
 
-const MAGIC = Buffer.from('LMRJRNL1');
+export const MAGIC = Buffer.from('LMRJRNL1');
 const HEADER = 8;
 /** Upper bound of one record: a length field beyond it is corruption, not an allocation request. */
 export const MAX_RECORD = 1 << 30;

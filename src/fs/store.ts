@@ -149,6 +149,44 @@ function decode(buf: Buffer): { op: Op; segs: Buffer } {
   return { op, segs };
 }
 
+/**
+ * Decodes one journal record and applies it to `files`. Shared by the store (commit, replay) and by
+ * read-only followers of a journal another process owns (src/hdfs/follower.ts).
+ */
+export function applyRecord(files: Map<string, Composition>, record: Buffer): { name: string; removed: boolean } {
+  const { op, segs } = decode(record);
+  const removed = op.op === 'remove' && files.has(op.name);
+  applyOp(files, op, segs);
+  return { name: op.name, removed };
+}
+
+function applyOp(files: Map<string, Composition>, op: Op, segs: Buffer): void {
+  if (op.op === 'remove') {
+    files.delete(op.name);
+    return;
+  }
+  let c = files.get(op.name);
+  if (op.op === 'compose') {
+    if (!c) files.set(op.name, (c = new Composition(op.name)));
+    if (op.directIo !== undefined) c.directIo = op.directIo;
+  }
+  if (!c) throw new Error(`${op.op} of unknown file ${op.name}`);
+  if (op.op === 'truncate') c.segments.truncate(op.length);
+  else {
+    const map = op.sources.map((f) => c.sourceIndex(f));
+    for (let p = 0; p < segs.length; p += SEG_BYTES) {
+      const s = segs.readUInt32LE(p);
+      const src = s === ZERO_SOURCE ? ZERO_SOURCE : map[s];
+      if (src === undefined) throw new Error(`bad source index ${s}`);
+      const offset = segs.readDoubleLE(p + 4);
+      const length = segs.readDoubleLE(p + 12);
+      if (op.op === 'fill') c.segments.fill(op.at, src, offset, length);
+      else c.segments.append(src, offset, length);
+    }
+  }
+  c.mtimeMs = op.t;
+}
+
 /** Turns specs into record segments indexed into a per-record source list. */
 function toRecord(specs: SegmentSpec[]): { sources: string[]; segs: { src: number; offset: number; length: number }[] } {
   const sources: string[] = [];
@@ -299,30 +337,7 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
 
   /** Applies a (journaled) operation to the in-memory state. Shared by commit and replay. */
   private apply(op: Op, segs: Buffer): void {
-    if (op.op === 'remove') {
-      this.files.delete(op.name);
-      return;
-    }
-    let c = this.files.get(op.name);
-    if (op.op === 'compose') {
-      if (!c) this.files.set(op.name, (c = new Composition(op.name)));
-      if (op.directIo !== undefined) c.directIo = op.directIo;
-    }
-    if (!c) throw new Error(`${op.op} of unknown file ${op.name}`);
-    if (op.op === 'truncate') c.segments.truncate(op.length);
-    else {
-      const map = op.sources.map((f) => c.sourceIndex(f));
-      for (let p = 0; p < segs.length; p += SEG_BYTES) {
-        const s = segs.readUInt32LE(p);
-        const src = s === ZERO_SOURCE ? ZERO_SOURCE : map[s];
-        if (src === undefined) throw new Error(`bad source index ${s}`);
-        const offset = segs.readDoubleLE(p + 4);
-        const length = segs.readDoubleLE(p + 12);
-        if (op.op === 'fill') c.segments.fill(op.at, src, offset, length);
-        else c.segments.append(src, offset, length);
-      }
-    }
-    c.mtimeMs = op.t;
+    applyOp(this.files, op, segs);
   }
 
   private liveBytes(): number {

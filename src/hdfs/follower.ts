@@ -10,20 +10,11 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { ZERO_SOURCE } from '../fs/segments.js';
-import { Composition } from '../fs/store.js';
+import { MAGIC, MAX_RECORD } from '../fs/journal.js';
+import { applyRecord, Composition } from '../fs/store.js';
 import type { CompositionSource, SourceEvent } from './source.js';
 
-const MAGIC = Buffer.from('LMRJRNL1');
 const JOURNAL = 'compositions.journal';
-const SEG_BYTES = 20;
-const MAX_RECORD = 1 << 30;
-
-type Op =
-  | { op: 'compose'; name: string; t: number; sources: string[]; n: number }
-  | { op: 'fill'; name: string; t: number; at: number; sources: string[]; n: number }
-  | { op: 'truncate'; name: string; t: number; length: number }
-  | { op: 'remove'; name: string };
 
 export class JournalFollower implements CompositionSource {
   private files = new Map<string, Composition>();
@@ -136,27 +127,7 @@ export class JournalFollower implements CompositionSource {
 }
 
 function apply(files: Map<string, Composition>, payload: Buffer): SourceEvent | undefined {
-  const jl = payload.readUInt32LE(0);
-  const op = JSON.parse(payload.subarray(4, 4 + jl).toString()) as Op;
-  const segs = payload.subarray(4 + jl);
-  if (op.op === 'remove') return files.delete(op.name) ? { type: 'remove', name: op.name } : undefined;
-  let c = files.get(op.name);
-  if (op.op === 'compose' && !c) files.set(op.name, (c = new Composition(op.name)));
-  if (!c) throw new Error(`${op.op} of unknown file ${op.name}`);
-  if (op.op === 'truncate') c.segments.truncate(op.length);
-  else {
-    if (segs.length !== op.n * SEG_BYTES) throw new Error('segment count mismatch');
-    const map = op.sources.map((f) => c.sourceIndex(f));
-    for (let p = 0; p < segs.length; p += SEG_BYTES) {
-      const s = segs.readUInt32LE(p);
-      const src = s === ZERO_SOURCE ? ZERO_SOURCE : map[s];
-      if (src === undefined) throw new Error(`bad source index ${s}`);
-      const offset = segs.readDoubleLE(p + 4);
-      const length = segs.readDoubleLE(p + 12);
-      if (op.op === 'fill') c.segments.fill(op.at, src, offset, length);
-      else c.segments.append(src, offset, length);
-    }
-  }
-  c.mtimeMs = op.t;
-  return { type: 'change', name: op.name };
+  const { name, removed } = applyRecord(files, payload);
+  if (removed) return { type: 'remove', name };
+  return files.has(name) ? { type: 'change', name } : undefined;
 }
