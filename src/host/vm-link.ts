@@ -104,6 +104,8 @@ export class VmLink {
 
   constructor(readonly cfg: VmConfig, private readonly deps: VmLinkDeps) {
     this.log = deps.log.child('vm', { vm: cfg.name });
+    // requests survive agent restarts (requests.json): show them until the guest answers again
+    for (const path of deps.requested ?? []) this.shares.set(path, { path, status: 'requested', message: 'will be sent when the guest connects', updatedMs: Date.now() });
     this.done = this.run();
   }
 
