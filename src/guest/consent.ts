@@ -4,7 +4,7 @@
 // The owner answers by removing the request file: `livemr-guest grant` sets the xattr first, `deny`
 // does not. The helper watches the spool and decides by the xattr alone. See docs/guest.md.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from './native.js';
 
@@ -58,9 +58,10 @@ export class ConsentSpool {
     mkdirSync(this.root, { recursive: true, mode: 0o755 });
     const req: PendingRequest = { id: randomBytes(6).toString('hex'), path, inode: st.ino, uid: st.uid, requested: new Date().toISOString(), requester };
     const dir = this.userDir(st.uid, st.gid);
+    // the directory belongs to the user: create exclusively (never through a planted symlink) and
+    // touch the file by path no more after that, except to rename it within the directory
     const tmp = join(dir, `.${req.id}.tmp`);
-    writeFileSync(tmp, JSON.stringify(req, null, 2) + '\n', { mode: 0o444 });
-    chmodSync(tmp, 0o444);
+    writeFileSync(tmp, JSON.stringify(req, null, 2) + '\n', { mode: 0o444, flag: 'wx' });
     renameSync(tmp, join(dir, `${req.id}.json`));
     return req;
   }

@@ -69,6 +69,12 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
     return this.syncedOnce!;
   }
 
+  /** True between the guest's answer to our hello and the next handshake. */
+  get ready(): boolean { return this.established; }
+
+  // Requests are meant for a ready session (after `synced()`); during a handshake the guest drops
+  // them as stale, so a caller re-issues its shares on 'hello' (the guest also persists them).
+
   /** Asks the guest to share a file; the answer is a shareStatus event with refSeq = the returned seq. */
   share(path: string): number { return this.send({ type: 'share', path }); }
   unshare(fileId: number): number { return this.send({ type: 'unshare', fileId }); }

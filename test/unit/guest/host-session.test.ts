@@ -22,7 +22,7 @@ const hello = (nonce: number): Message => ({ type: 'guestHello', nonce, protoMin
 const lastHostHello = () => fromHost.filter((m): m is MessageOf<'hostHello'> => m.type === 'hostHello').at(-1);
 const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
 async function until<T>(f: () => T | undefined | false): Promise<T> {
-  for (let i = 0; i < 200; i++) { const v = f(); if (v) return v; await tick(10); }
+  for (let i = 0; i < 1000; i++) { const v = f(); if (v) return v; await tick(10); }
   throw new Error('timeout');
 }
 const ext = (logical: number, physical: number, length: number) => ({ logical, physical, length, flags: 0 });
@@ -60,7 +60,7 @@ describe('GuestSession', () => {
   it('ignores stale frames and a wrong nonce, then accepts the answer to its hello', async () => {
     const h = await until(lastHostHello);
     send(fileMsg(0, [ext(0, 4096, 4096)])); // leftovers of an older connection
-    send(hello(h.nonce ^ 1));
+    send(hello((h.nonce ^ 1) >>> 0));
     await tick();
     expect(session.files.size).toBe(0);
     expect(session.guest).toBeUndefined();
