@@ -304,8 +304,8 @@ export class VmLink {
       this.enqueue(async () => this.removeFile(f.fileId, compositionName(this.cfg.name, f.path), reason));
     });
     s.on('synced', (n) => {
-      // a share sent while the guest was still handshaking can be lost: ask again for what is not shared
-      for (const path of this.wanted()) if (this.shares.get(path)?.status !== 'shared') s.share(path);
+      // a share sent while the guest was still handshaking can be lost: ask again for what got no answer
+      for (const path of this.wanted()) if ((this.shares.get(path)?.status ?? 'requested') === 'requested') s.share(path);
       this.enqueue(async () => {
         for (const name of stale) this.removeFile(undefined, name, 'not re-reported after resync');
         stale.clear();
