@@ -42,15 +42,14 @@ export function table(head: string[], rows: (string | number)[][]): string {
 export function benchDir(prefix: string): { dir: string; mountpoint: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), `livemr-${prefix}-`));
   const mountpoint = join(dir, 'mnt');
-  return {
-    dir, mountpoint,
-    cleanup() {
-      if (existsSync(mountpoint)) {
-        try { execFileSync('fusermount3', ['-uz', mountpoint], { stdio: 'ignore' }); } catch { /* not mounted */ }
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+  const cleanup = () => {
+    if (existsSync(mountpoint)) {
+      try { execFileSync('fusermount3', ['-uz', mountpoint], { stdio: 'ignore' }); } catch { /* not mounted */ }
+    }
+    rmSync(dir, { recursive: true, force: true });
   };
+  process.once('exit', cleanup); // also after a crash that skips the caller's finally (the harness kills QEMU)
+  return { dir, mountpoint, cleanup };
 }
 
 /** QEMU arguments for a second virtio-serial controller carrying the named ports (host: unix sockets). */
