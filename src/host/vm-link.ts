@@ -285,7 +285,13 @@ export class VmLink {
       this.log.info('guest hello', { guestId: h.guestId, software: h.software, disks: h.disks.map((d) => d.serial) });
       // unknown serials are refused per file; a full resync follows, after which unseen files go
       stale = new Set(this.ownCompositions());
-      for (const path of this.wanted()) s.share(path);
+      // The guest remembers what it was asked (and the owner's pending requests): re-asking for a
+      // path that waits for consent or was denied would file a new request for its owner every time
+      // we reconnect. Only a new explicit request (requestShare) asks again.
+      for (const path of this.wanted()) {
+        const st = this.shares.get(path)?.status;
+        if (st !== 'pending-consent' && st !== 'denied') s.share(path);
+      }
       this.deps.onStatus?.();
     });
     s.on('file', (f) => {
