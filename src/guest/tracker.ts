@@ -182,6 +182,11 @@ export class Tracker {
         return;
       }
       if (w.status === 'denied' && !explicit) return;
+      if (w.pendingId !== undefined && w.pendingUid !== undefined && this.o.spool.has(w.pendingId, w.pendingUid)) {
+        // the owner has not answered the earlier request yet: do not file another one
+        report('pending-consent', 0, `waiting for the owner (uid ${st.uid}) to run: livemr-guest grant ${w.pendingId}`);
+        return;
+      }
       try {
         const req = this.o.spool.add(path, this.requester);
         w.pendingId = req.id;
