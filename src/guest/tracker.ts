@@ -40,11 +40,11 @@ export interface TrackerOptions {
 }
 
 export const DEFAULT_TRACKER_OPTIONS: Omit<TrackerOptions, 'spool' | 'log'> = {
-  batchMs: 1000,
+  batchMs: 0,
   batchBytes: 8 << 20,
   sendOnGap: true,
   diskFlush: true,
-  settleMs: 250,
+  settleMs: 50,
   rescanMs: 1000,
   stateFile: '/var/lib/livemr/shares.json',
 };

@@ -9,8 +9,8 @@ import type { CompositionStore } from '../fs/index.js';
 import { GuestSession, type GuestFile } from '../guest/host-session.js';
 import { openImage, type ImageMapper } from '../image/index.js';
 import {
-  addChannel, connectWithBackoff, describeVm, ExecuteError, GRAPH_CHANGE_EVENTS, watchWriteThreshold,
-  type QmpClient, type QmpEvent, type VmDisk, type VmModel, type WriteThresholdWatch,
+  addChannel, connectWithBackoff, describeVm, ExecuteError, GRAPH_CHANGE_EVENTS, queryBlock, watchWriteThreshold,
+  type ImageInfo, type QmpClient, type QmpEvent, type VmDisk, type VmModel, type WriteThresholdWatch,
 } from '../qmp/index.js';
 import type { VmConfig } from './config.js';
 import { layoutFile, LayoutError } from './layout.js';
@@ -85,6 +85,7 @@ export class VmLink {
   private abort = new AbortController();
   private qmp?: QmpClient;
   private model?: VmModel;
+  private blockSig?: string;
   private mappers = new Map<string, ImageMapper>(); // by disk serial
   private watches: WriteThresholdWatch[] = [];
   private session?: GuestSession;
@@ -186,6 +187,7 @@ export class VmLink {
       await this.watchAllocation(qmp, d);
     }
     this.model = model;
+    this.blockSig = await this.blockSignature(qmp);
     this.log.info('block graph loaded', { status: model.status, disks: model.disks.map((d) => ({ serial: d.serial, file: d.file, chain: d.chain.length })) });
   }
 
@@ -413,10 +415,14 @@ export class VmLink {
     }
   }
 
+  /** What QEMU runs per drive: root node and the image chain (one query-block round trip). */
+  private async blockSignature(qmp: QmpClient): Promise<string> {
+    const chain = (i: ImageInfo | undefined): string[] => (i ? [`${i.format}:${i.filename}`, ...chain(i.backing)] : []);
+    return JSON.stringify((await queryBlock(qmp)).map((b) => [b.qdev, b.inserted?.nodeName, chain(b.inserted?.image)]));
+  }
+
   private async chainsChanged(qmp: QmpClient): Promise<boolean> {
-    const now = await describeVm(qmp);
-    const sig = (m: VmModel | undefined) => JSON.stringify((m?.disks ?? []).map((d) => [d.serial, d.chain.map((l) => [l.file, l.format])]));
-    return sig(now) !== sig(this.model);
+    return (await this.blockSignature(qmp)) !== this.blockSig;
   }
 
   /** Returns true when the file still has a pending tail. */
