@@ -44,7 +44,7 @@ export const DEFAULT_TRACKER_OPTIONS: Omit<TrackerOptions, 'spool' | 'log'> = {
   batchBytes: 8 << 20,
   sendOnGap: true,
   diskFlush: true,
-  settleMs: 50,
+  settleMs: 250,
   rescanMs: 1000,
   stateFile: '/var/lib/livemr/shares.json',
 };
