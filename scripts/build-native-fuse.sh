@@ -15,14 +15,7 @@ command -v cc >/dev/null || die "no C compiler (cc): install build-essential (sc
 command -v pkg-config >/dev/null || die "pkg-config missing: install pkg-config (scripts/apt-packages.txt)"
 pkg-config --exists fuse3 || die "libfuse3 development files missing: apt-get install libfuse3-dev"
 
-node_inc=${LIVEMR_NODE_INCLUDE:-}
-if [[ -z $node_inc ]]; then
-  for d in "$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node" /usr/include/node /usr/local/include/node; do
-    [[ -f $d/node_api.h ]] && { node_inc=$d; break; }
-  done
-fi
-[[ -n $node_inc && -f $node_inc/node_api.h ]] ||
-  die "Node headers (node_api.h) not found in <node prefix>/include/node, /usr/include/node or /usr/local/include/node; set LIVEMR_NODE_INCLUDE (no download is attempted)"
+source scripts/lib/node-headers.sh
 [[ -f $(pkg-config --variable=includedir fuse3)/fuse3/fuse_lowlevel.h ]] || die "fuse3/fuse_lowlevel.h missing: apt-get install libfuse3-dev"
 
 cflags=(-O2 -g -Wall -Wextra -Werror -std=gnu11 -shared -fPIC -I"$node_inc" $(pkg-config --cflags fuse3))

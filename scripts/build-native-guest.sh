@@ -16,14 +16,7 @@ entry=src/guest/cli.ts
 
 command -v cc >/dev/null || die "no C compiler (cc): install build-essential (scripts/apt-packages.txt)"
 [[ -x node_modules/.bin/esbuild ]] || die "esbuild missing: run npm ci"
-node_inc=${LIVEMR_NODE_INCLUDE:-}
-if [[ -z $node_inc ]]; then
-  for d in "$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node" /usr/include/node /usr/local/include/node; do
-    [[ -f $d/node_api.h ]] && { node_inc=$d; break; }
-  done
-fi
-[[ -n $node_inc && -f $node_inc/node_api.h ]] ||
-  die "Node headers (node_api.h) not found in <node prefix>/include/node, /usr/include/node or /usr/local/include/node; set LIVEMR_NODE_INCLUDE (no download is attempted)"
+source scripts/lib/node-headers.sh
 for h in linux/fiemap.h sys/xattr.h; do
   [[ -f /usr/include/$h || -f /usr/include/x86_64-linux-gnu/$h ]] || die "header <$h> missing: install linux-libc-dev / libc6-dev"
 done
