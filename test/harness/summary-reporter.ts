@@ -12,7 +12,8 @@ export default class SummaryReporter implements Reporter {
         else if (s === 'failed') failed++;
         else skipped++;
       }
-      if (m.state() === 'failed' && [...m.children.allTests()].length === 0) failed++; // suite failed to load
+      // a file that failed outside its tests (import, beforeAll) fails even if every test was skipped
+      if (m.state() === 'failed' && ![...m.children.allTests()].some((t) => t.result().state === 'failed')) failed++;
     }
     await new Promise((r) => setTimeout(r, 50)); // after the default reporter's summary
     process.stdout.write(`\nlivemr: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);

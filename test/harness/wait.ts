@@ -12,3 +12,12 @@ export async function until<T>(what: string, fn: () => T | undefined | false | P
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Resolves once a unix socket accepts connections (its file exists from bind(), before listen()). */
+export async function untilAccepting(socketPath: string, timeoutMs = 10_000): Promise<void> {
+  const { connect } = await import('node:net');
+  await until(`${socketPath} accepting`, () => new Promise<boolean>((resolve) => {
+    const c = connect(socketPath, () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  }), timeoutMs);
+}

@@ -2,11 +2,12 @@
 // input, and `run --dry-run` against two real (guest-less) QEMU processes over QMP.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { untilAccepting } from '../harness/wait.js';
 
 const run = promisify(execFile);
 const bin = join(import.meta.dirname, '../../bin/livemr.mjs');
@@ -60,7 +61,7 @@ describe('livemr cache', () => {
       qemus.push(q);
       return { name, app: 'job', qmp: sock };
     });
-    for (let i = 0; i < 100 && !vms.every((v) => existsSync(v.qmp)); i++) await new Promise((r) => setTimeout(r, 50));
+    for (const v of vms) await untilAccepting(v.qmp);
     const cfg = join(dir, 'vms.json');
     writeFileSync(cfg, JSON.stringify({ vms, capacityIops: 1000, actuators: { qemuThrottle: false } }));
     const r = await livemr('run', '--vms', cfg, '--interval', '0.3', '--steps', '3', '--dry-run');

@@ -5,6 +5,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { untilAccepting } from '../../../harness/wait.js';
 
 export interface TestQemu {
   pid: number;
@@ -59,7 +60,12 @@ export async function startQemu(dir: string, args: string[], monitors = 1): Prom
     }
   };
   const deadline = Date.now() + 10_000;
-  while (!qmp.every((s) => fs.existsSync(s))) {
+  const ready = async () => {
+    for (const s of qmp) if (!fs.existsSync(s)) return false;
+    for (const s of qmp) await untilAccepting(s, Math.max(1, deadline - Date.now()));
+    return true;
+  };
+  while (!(await ready())) {
     if (child.exitCode !== null) throw new Error(`qemu exited (${child.exitCode}): ${log()}`);
     if (Date.now() > deadline) {
       await stop();
