@@ -74,7 +74,8 @@ async function main(): Promise<number> {
     for (const c of agent.store.list()) say(`     livemr_${c.name}  ${c.size} bytes  ← ${c.sources.map((s) => s.split('/').pop()).join(', ')}`);
 
     say(`5. appending lines inside web1 while the host runs \`tail -F -s 0.02 ${f1.split('/').pop()}\``);
-    say('   (lag = from the host asking the guest to append, over the control channel, to tail printing it)');
+    say('   (one line every ~0.4 s; lag = from the host asking the guest to append, over the test control');
+    say('    channel, to tail printing it — so it includes starting a shell in the TCG guest)');
     const seen = new Map<number, number>();
     tail = spawn('tail', ['-n', '+1', '-F', '-s', '0.02', f1], { stdio: ['ignore', 'pipe', 'ignore'] });
     let buf = '';
@@ -97,6 +98,7 @@ async function main(): Promise<number> {
       const lag = seen.get(i)! - t0;
       lags.push(lag);
       say(`   host tail: "web1: request ${i} ..."  lag ${lag} ms`);
+      await sleep(400);
     }
     lags.sort((a, b) => a - b);
     say(`   median lag ${lags[Math.floor(lags.length / 2)]} ms, max ${lags[lags.length - 1]} ms`);
