@@ -10,21 +10,15 @@ import { HostAgent } from '../src/host/agent.js';
 import { parseConfig, type AgentConfig } from '../src/host/config.js';
 import { createLogger } from '../src/host/log.js';
 import type { GuestVm } from '../test/harness/vm.js';
+import { until as waitUntil } from '../test/harness/wait.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** host CLOCK_REALTIME in ms with sub-ms resolution */
 export const hostNow = () => performance.timeOrigin + performance.now();
 
-export async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000, stepMs = 20): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    let v: T | undefined | false;
-    try { v = fn(); } catch { v = undefined; }
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(stepMs);
-  }
-}
+/** The tests' bounded wait, with the benchmarks' defaults (60 s, 20 ms steps). */
+export const until = <T>(what: string, fn: () => T | undefined | false, timeoutMs = 60_000, stepMs = 20): Promise<T> =>
+  waitUntil(what, fn, timeoutMs, stepMs);
 
 export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

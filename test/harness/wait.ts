@@ -1,7 +1,9 @@
 // Polling for conditions that a test cannot be told about (a file appearing on a FUSE mount, a
 // guest catching up): bounded, with the last error in the timeout message.
 
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+export async function until<T>(
+  what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000, stepMs = 50,
+): Promise<T> {
   const t0 = Date.now();
   let last: unknown;
   for (;;) {
@@ -9,7 +11,7 @@ export async function until<T>(what: string, fn: () => T | undefined | false | P
     try { v = await fn(); } catch (e) { v = undefined; last = e; }
     if (v) return v;
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, stepMs));
   }
 }
 

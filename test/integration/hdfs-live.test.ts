@@ -17,20 +17,13 @@ import { createLogger } from '../../src/host/log.js';
 import { compositionName } from '../../src/host/naming.js';
 import { fsShell, hadoopClasspath } from '../hadoop/hadoop.js';
 import { bootGuest, type GuestVm } from '../harness/vm.js';
+import { until as waitUntil } from '../harness/wait.js';
 
 const LOG = '/mnt/data/live.log';
 const BLOCK = 4096; // small blocks, so the file crosses several boundaries while it is read
 const FILE = `livemr_${compositionName('vm1', LOG)}`;
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000) => waitUntil(what, fn, timeoutMs, 100);
 
 describe('Hadoop reads a guest file that is being appended to', () => {
   let vm: GuestVm | undefined;

@@ -5,16 +5,9 @@ import {
   encodeFrame, ERROR_CODE, FrameDecoder, HEADER_BYTES, MAX_PAYLOAD, REMOVE_REASON, SHARE_STATUS, type Message,
 } from '../../../src/guest/protocol.js';
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../../harness/prng.js';
+
+export { prng };
 
 export function randomMessage(r: () => number, side: 'guest' | 'host'): Message {
   const int = (max: number) => Math.floor(r() * (max + 1));

@@ -14,17 +14,9 @@ export async function sh(cmd: string, args: string[], cwd?: string): Promise<str
   return stdout;
 }
 
-/** Small seeded PRNG (mulberry32) so every run builds the same corpus. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../../harness/prng.js';
+
+export { prng };
 
 export interface CorpusImage {
   name: string;
