@@ -43,6 +43,7 @@ export const statusSocketPath = (stateDir: string): string => join(stateDir, 'ag
 export class HostAgent {
   private links: VmLink[] = [];
   private servers: (Server | NetServer)[] = [];
+  private metricsServer?: Server;
   private readonly started = Date.now();
   readonly metrics = new Metrics();
   private stopping?: Promise<void>;
@@ -143,13 +144,13 @@ export class HostAgent {
       const tcp = createServer(handler);
       await new Promise<void>((resolve, reject) => tcp.once('error', reject).listen(port, host, () => resolve()));
       this.servers.push(tcp);
+      this.metricsServer = tcp;
     }
   }
 
   /** The TCP address the metrics server listens on (port 0 in the config picks one). */
   metricsAddress(): { host: string; port: number } | undefined {
-    const tcp = this.servers[2] as Server | undefined;
-    const a = tcp?.address();
+    const a = this.metricsServer?.address();
     return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
   }
 

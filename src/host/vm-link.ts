@@ -3,6 +3,7 @@
 // (reconnects with backoff), guest reboots (the helper says hello again → full resync) and channel
 // drops. Everything the guest sends is checked against what QEMU says the VM has.
 import { mkdirSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { CompositionStore } from '../fs/index.js';
@@ -73,7 +74,7 @@ export interface VmLinkDeps {
   onChange?: (vm: string, path: string, size: number, change: SourceChange) => void;
   /** told whenever anything in status() may have changed (live views) */
   onStatus?: () => void;
-  /** paths requested at run time (e.g. from the panel), asked for on every connect like cfg.share */
+  /** paths requested at run time (e.g. from the panel) in earlier runs; asked for like cfg.share */
   requested?: string[];
   log: Logger;
   metrics: Metrics;
@@ -110,9 +111,9 @@ export class VmLink {
     this.done = this.run();
   }
 
-  /** Paths this VM is asked to share: the config's and those requested at run time. */
+  /** Paths this VM is asked to share: the config's and those requested at run time (all in shares). */
   private wanted(): string[] {
-    return [...new Set([...this.cfg.share, ...(this.deps.requested ?? []), ...this.shares.keys()])];
+    return [...new Set([...this.cfg.share, ...this.shares.keys()])];
   }
 
   /** Asks the guest to share a file; the owner's consent decides (see shares in status()). */
@@ -195,7 +196,7 @@ export class VmLink {
   private async watchAllocation(qmp: QmpClient, d: VmDisk): Promise<void> {
     if (d.format !== 'qcow2') return;
     try {
-      const { size } = await import('node:fs/promises').then((f) => f.stat(d.file));
+      const { size } = await stat(d.file);
       this.watches.push(await watchWriteThreshold(qmp, {
         nodeName: d.fileNodeName, threshold: size, step: THRESHOLD_STEP,
         onCrossing: () => { this.kick(`write threshold on ${d.serial}`); },
