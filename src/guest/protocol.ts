@@ -3,7 +3,7 @@
 // every byte as hostile: fixed-size header with magic and CRC, a hard payload limit checked before any
 // allocation, bounds-checked fields, counts checked against the bytes left, and an error event (never
 // a throw) for anything malformed. After garbage it hunts for the next valid header.
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAGIC0 = 0x4c; // 'L'

@@ -20,11 +20,26 @@
 #define MAX_PATH 4096
 #define MAX_VALUE 65536
 
+/* The errno's name, as Node's fs errors have it. Our own table, not glibc's strerrorname_np: that
+ * exists only from glibc 2.32, and the addon must load on guests back to glibc 2.28 (RHEL 8, Debian
+ * 10, Ubuntu 20.04). The errnos these syscalls can return; anything else is "E<number>". */
+static const char *errno_name(int err, char *buf, size_t cap) {
+  switch (err) {
+#define E(x) case x: return #x;
+    E(EPERM) E(ENOENT) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(EBADF) E(EAGAIN) E(ENOMEM) E(EACCES) E(EFAULT)
+    E(EBUSY) E(EEXIST) E(EXDEV) E(ENODEV) E(ENOTDIR) E(EISDIR) E(EINVAL) E(ENFILE) E(EMFILE) E(ENOTTY)
+    E(EFBIG) E(ENOSPC) E(ESPIPE) E(EROFS) E(ERANGE) E(ENAMETOOLONG) E(ENOSYS) E(ELOOP) E(ENODATA)
+    E(EOVERFLOW) E(EOPNOTSUPP) E(EDQUOT) E(ESTALE) E(EUCLEAN)
+#undef E
+    default: snprintf(buf, cap, "E%d", err); return buf;
+  }
+}
+
 static napi_value throw_errno(napi_env env, int err, const char *what) {
-  char msg[256];
+  char msg[256], name[16];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
   napi_value code, m, e;
-  napi_create_string_utf8(env, strerrorname_np(err) ? strerrorname_np(err) : "EIO", NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, errno_name(err, name, sizeof name), NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
   napi_create_error(env, code, m, &e);
   napi_value errnoVal;
