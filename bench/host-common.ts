@@ -128,7 +128,7 @@ export class QgaClient {
         const r = JSON.parse((await c.line(3000)).toString()) as { return?: number };
         if (r.return === id) return c;
       } catch (e) {
-        if (Date.now() > deadline) { sock.destroy(); throw new Error(`guest agent not answering: ${(e as Error).message}`); }
+        if (Date.now() > deadline) { sock.destroy(); throw new Error(`guest agent not answering: ${(e as Error).message}`, { cause: e }); }
       }
     }
   }

@@ -103,7 +103,7 @@ export class Journal {
   rewrite(payloads: Iterable<Buffer>): void {
     const tmp = `${this.file}.tmp`;
     const fd = fs.openSync(tmp, 'w', 0o600);
-    let pos = 0;
+    let pos: number;
     try {
       writeAll(fd, MAGIC, 0);
       pos = MAGIC.length;

@@ -69,11 +69,11 @@ export class ConsentSpool {
   /** Requests visible to the caller (root sees all users' directories). Unreadable entries are skipped. */
   list(uid?: number): PendingRequest[] {
     const out: PendingRequest[] = [];
-    let users: string[] = [];
+    let users: string[];
     try { users = readdirSync(this.root); } catch { return out; }
     for (const u of users) {
       if (!/^\d+$/.test(u) || (uid !== undefined && Number(u) !== uid)) continue;
-      let files: string[] = [];
+      let files: string[];
       try { files = readdirSync(join(this.root, u)); } catch { continue; }
       for (const f of files) {
         if (!/^[0-9a-f]{12}\.json$/.test(f)) continue;

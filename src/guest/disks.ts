@@ -53,11 +53,11 @@ export function resolveFileDisk(stDev: number, sysfs = '/sys'): FileDisk {
 /** Every disk with a serial, for the hello. */
 export function listDisks(sysfs = '/sys'): DiskInfo[] {
   const out: DiskInfo[] = [];
-  let names: string[] = [];
+  let names: string[];
   try { names = readdirSync(join(sysfs, 'block')).sort(); } catch { return out; }
   for (const name of names) {
     const dir = join(sysfs, 'block', name);
-    let serial = '';
+    let serial: string;
     try { serial = read(join(dir, 'serial')); } catch { continue; }
     if (!serial) continue;
     const partitions = readdirSync(dir)

@@ -111,7 +111,7 @@ export function publishedFileResolver(segments: (name: string) => Promise<Resolv
       try {
         segs = await segments(name);
       } catch (e) {
-        throw new Error(`not shared by the host agent (no composition ${name}: ${(e as Error).message}); add it to the VM's shared files`);
+        throw new Error(`not shared by the host agent (no composition ${name}: ${(e as Error).message}); add it to the VM's shared files`, { cause: e });
       }
       return segs.map((s) => (s.file === null ? { zero: true, length: s.length } : { file: s.file, offset: s.offset, length: s.length }));
     },

@@ -16,7 +16,7 @@ function inflateCluster(input: Buffer, clusterSize: number): Buffer {
   try {
     out = inflateRawSync(input, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: clusterSize });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new Error('deflate stream inflates beyond one cluster');
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new Error('deflate stream inflates beyond one cluster', { cause: err });
     throw err;
   }
   if (out.length !== clusterSize) throw new Error(`deflate stream inflates to ${out.length} bytes, not one cluster (${clusterSize})`);

@@ -223,7 +223,7 @@ export async function buildCorpus(dir: string, opts: { quick?: boolean } = {}): 
   // Dirty bit (lazy refcounts, qemu-io aborts without cleaning up).
   {
     const p = await qcow2(dir, 'dirty.qcow2', 4 * M, ['cluster_size=65536', 'lazy_refcounts=on']);
-    await qemuIo(p, 'qcow2', [...randomOps({ size: 4 * M, count: n, seed: seed++, align: 512, maxLen: 200_000 }), 'abort']).catch(() => undefined);
+    await qemuIo(p, 'qcow2', [...randomOps({ size: 4 * M, count: n, seed, align: 512, maxLen: 200_000 }), 'abort']).catch(() => undefined);
     out.push({ name: 'dirty bit (lazy refcounts)', path: p, open: {}, files: [p] });
   }
   return out;
