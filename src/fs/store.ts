@@ -301,6 +301,17 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
     return this.commit(op, encode(op));
   }
 
+  /**
+   * Says that the source bytes behind [from, size) may have changed in place (same mapping): nothing
+   * is journaled, the mount drops the kernel's cached pages from `from`.
+   */
+  invalidate(name: string, from: number): void {
+    this.open_();
+    const c = this.must(name);
+    if (!Number.isSafeInteger(from) || from < 0) throw new FsError('EBADSEGMENT', `bad offset ${from}`);
+    if (from < c.segments.size) this.emit('change', name, c, from);
+  }
+
   /** Removes livemr_NAME (the paper's fsmapdelete). False when there was no such file. */
   remove(name: string): boolean {
     this.open_();

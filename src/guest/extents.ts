@@ -1,7 +1,8 @@
 // Turns FIEMAP answers into protocol extents: disk-relative byte offsets with flags. Delayed
 // allocation is resolved by asking again with FIEMAP_FLAG_SYNC (which writes the file back first);
+// what is still delayed is reported as pending (data without a disk location, never a hole);
 // extents whose bytes are not a plain disk range are marked unmappable, never guessed.
-import { EXTENT_SHARED, EXTENT_UNMAPPABLE, EXTENT_UNWRITTEN, type Extent } from './protocol.js';
+import { EXTENT_PENDING, EXTENT_SHARED, EXTENT_UNMAPPABLE, EXTENT_UNWRITTEN, type Extent } from './protocol.js';
 import { FIEMAP_EXTENT as F, native } from './native.js';
 
 const NOT_A_DISK_RANGE = F.UNKNOWN | F.ENCODED | F.DATA_ENCRYPTED | F.NOT_ALIGNED | F.DATA_INLINE | F.DATA_TAIL;
@@ -10,7 +11,7 @@ const SYNC_RETRIES = 3;
 
 export interface FileMap {
   extents: Extent[];
-  /** bytes still in delayed allocation (no disk location yet); only when mapped without sync */
+  /** bytes still in delayed allocation (no disk location yet: pending extents) */
   delalloc: number;
 }
 
@@ -43,15 +44,21 @@ export function convert(raw: { logical: number; physical: number; length: number
   const extents: Extent[] = [];
   let delalloc = 0;
   for (const r of raw) {
-    if (r.flags & F.DELALLOC) { delalloc += r.length; continue; }
     let flags = 0;
     let physical = fsOffset + r.physical;
-    if (r.flags & NOT_A_DISK_RANGE) { flags |= EXTENT_UNMAPPABLE; physical = 0; }
-    if (r.flags & F.UNWRITTEN) flags |= EXTENT_UNWRITTEN;
-    if (r.flags & F.SHARED) flags |= EXTENT_SHARED;
+    if (r.flags & F.DELALLOC) {
+      // the bytes exist in the guest's page cache only: pending, never a hole (which reads as zeros)
+      delalloc += r.length;
+      flags = EXTENT_PENDING;
+      physical = 0;
+    } else {
+      if (r.flags & NOT_A_DISK_RANGE) { flags |= EXTENT_UNMAPPABLE; physical = 0; }
+      if (r.flags & F.UNWRITTEN) flags |= EXTENT_UNWRITTEN;
+      if (r.flags & F.SHARED) flags |= EXTENT_SHARED;
+    }
     const prev = extents.at(-1);
-    if (prev && prev.flags === flags && !(flags & EXTENT_UNMAPPABLE) && prev.logical + prev.length === r.logical &&
-      prev.physical + prev.length === physical) {
+    if (prev && prev.flags === flags && prev.logical + prev.length === r.logical &&
+      (flags & EXTENT_PENDING || (!(flags & EXTENT_UNMAPPABLE) && prev.physical + prev.length === physical))) {
       prev.length += r.length;
     } else {
       extents.push({ logical: r.logical, physical, length: r.length, flags });

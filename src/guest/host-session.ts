@@ -16,6 +16,11 @@ export interface GuestFile {
   size: number;
   /** sorted, disk-relative; bytes of [0, size) not covered are holes (zeros) */
   extents: Extent[];
+  /**
+   * lowest offset whose bytes may have changed since the consumer last looked (the least `from` of
+   * the frames since); the consumer sets it back to Infinity once it has acted on it
+   */
+  changedFrom: number;
 }
 
 export interface GuestSessionEvents {
@@ -153,10 +158,11 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
   private apply(msg: Message): void {
     switch (msg.type) {
       case 'fileExtents': {
-        const f = this.files.get(msg.fileId) ?? { fileId: msg.fileId, inode: msg.inode, generation: msg.generation, path: msg.path, disk: msg.disk, size: 0, extents: [] };
+        const f = this.files.get(msg.fileId) ?? { fileId: msg.fileId, inode: msg.inode, generation: msg.generation, path: msg.path, disk: msg.disk, size: 0, extents: [], changedFrom: 0 };
         f.path = msg.path;
         f.size = msg.size;
         f.extents = [...clip(f.extents, msg.from), ...msg.extents];
+        f.changedFrom = Math.min(f.changedFrom, msg.from);
         this.files.set(f.fileId, f);
         if (!msg.more) this.emit('file', f);
         break;
@@ -166,6 +172,7 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
         if (!f) break;
         f.size = msg.size;
         f.extents = clip(f.extents, msg.size);
+        f.changedFrom = Math.min(f.changedFrom, msg.size);
         this.emit('truncate', f);
         break;
       }

@@ -25,7 +25,8 @@ export const MAX_EXTENTS_PER_FRAME = Math.floor((MAX_PAYLOAD - 64 - 2 * MAX_PATH
 export const EXTENT_UNWRITTEN = 0x1; // allocated but never written: reads as zeros
 export const EXTENT_UNMAPPABLE = 0x2; // data exists but not as a plain disk byte range (inline, encoded, ...)
 export const EXTENT_SHARED = 0x4; // informational: blocks shared with another file (reflink)
-const EXTENT_FLAGS_KNOWN = 0x7;
+export const EXTENT_PENDING = 0x8; // data the guest holds that has no disk location yet (delayed allocation)
+const EXTENT_FLAGS_KNOWN = 0xf;
 
 export const TYPE = {
   guestHello: 0x01,

@@ -13,6 +13,7 @@ import { resolveFileDisk, UnsupportedDeviceError, type FileDisk } from './disks.
 import { firstDifference, mapFile, runsFrom } from './extents.js';
 import { native } from './native.js';
 import { EXTENT_UNMAPPABLE, splitFileExtents, type Extent, type Message, type ShareStatus } from './protocol.js';
+import { alignDown, firstPending, planReport, type ReportPlan } from './report.js';
 import { QuietWatch } from './watch.js';
 
 const fsyncFd = promisify(fs.fsync);
@@ -61,12 +62,15 @@ interface SharedFile {
   /** what the host has been told */
   reported: Extent[];
   reportedSize: number;
+  /** the size at the last look (not at the last report): growth since then means an append */
+  seenSize: number;
   /**
-   * queued update: earliest changed offset, when it was first seen, bytes concerned, and whether a
+   * queued update: earliest changed offset, when it was first seen, bytes concerned, whether a
    * frame goes even without a visible change (renamed; or written: dirty pages in unwritten extents
-   * show up only after writeback, which the send forces)
+   * show up only after writeback, which the send forces), and whether the file was written without
+   * growing (an in-place write: the change can be anywhere)
    */
-  queued?: { from: number; since: number; bytes: number; force: boolean };
+  queued?: { from: number; since: number; bytes: number; force: boolean; rewritten: boolean };
   /** inotify saw a write since the last look */
   modified: boolean;
 }
@@ -138,7 +142,7 @@ export class Tracker {
   /** Everything the host must know after a (re)connect: every shared file from offset 0. */
   async resync(): Promise<void> {
     await this.serial(async () => {
-      for (const f of this.files.values()) { f.reported = []; f.reportedSize = 0; f.queued = { from: 0, since: Date.now(), bytes: 0, force: true }; }
+      for (const f of this.files.values()) { f.reported = []; f.reportedSize = 0; f.queued = { from: 0, since: Date.now(), bytes: 0, force: true, rewritten: false }; }
       await this.sendQueued(true);
       for (const w of this.wanted.values()) {
         if (w.status && w.status !== 'shared') this.emit({ type: 'shareStatus', refSeq: 0, path: w.path, status: w.status, fileId: 0, message: statusText(w.status) });
@@ -151,7 +155,7 @@ export class Tracker {
   async flush(refSeq: number): Promise<void> {
     await this.serial(async () => {
       for (const f of this.files.values()) this.discover(f);
-      for (const f of this.files.values()) f.queued ??= { from: Infinity, since: Date.now(), bytes: 0, force: false };
+      for (const f of this.files.values()) f.queued ??= { from: Infinity, since: Date.now(), bytes: 0, force: false, rewritten: false };
       await this.sendQueued(false, true);
       this.emit({ type: 'flushDone', refSeq });
     });
@@ -227,7 +231,7 @@ export class Tracker {
       const disk = resolveFileDisk(st.dev);
       const f: SharedFile = {
         id: this.nextId++, fd, key: `${st.dev}:${st.ino}`, ino: st.ino, generation: native().generation(fd), path, disk,
-        reported: [], reportedSize: 0, modified: false,
+        reported: [], reportedSize: 0, seenSize: st.size, modified: false,
       };
       // watched through the descriptor: the watch follows the inode through renames, also when re-armed
       f.watcher = new QuietWatch(`/proc/self/fd/${fd}`, this.o.settleMs, () => { f.modified = true; this.discover(f); });
@@ -274,6 +278,8 @@ export class Tracker {
     const oldPath = f.path;
     this.followRename(f);
     const moved = f.path !== oldPath;
+    const rewritten = modified && st.size === f.seenSize;
+    f.seenSize = st.size;
     if (st.size < f.reportedSize) {
       // blocks past the new end may be reused at once: tell the host before anything else
       f.reported = clip(f.reported, st.size);
@@ -282,17 +288,15 @@ export class Tracker {
     }
     let map;
     try { map = mapFile(f.fd, f.disk.fsOffset, false); } catch (e) { this.o.log(`FIEMAP ${f.path}: ${(e as Error).message}`); return; }
-    let from = firstDifference(f.reported, map.extents);
-    if (map.delalloc > 0 || st.size !== f.reportedSize) {
-      const end = f.reported.at(-1);
-      from = Math.min(from, end ? end.logical : 0);
-    }
+    // a first guess of where the report will start; the send decides (planReport)
+    let from = Math.min(firstDifference(f.reported, map.extents), firstPending(map.extents, st.size));
+    if (st.size !== f.reportedSize) from = Math.min(from, alignDown(Math.min(st.size, f.reportedSize)));
     if (from === Infinity && !modified && !moved) return;
-    this.queue(f, from, false, map.extents, moved || modified);
+    this.queue(f, from, false, map.extents, moved || modified, rewritten);
   }
 
   /** Adds an update to the batch and decides whether the batch goes now. */
-  private queue(f: SharedFile, from: number, now: boolean, extents?: Extent[], force = false): void {
+  private queue(f: SharedFile, from: number, now: boolean, extents?: Extent[], force = false, rewritten = false): void {
     const base = Math.min(from, f.queued?.from ?? Infinity);
     let gap = false;
     if (extents && this.o.sendOnGap) {
@@ -300,7 +304,10 @@ export class Tracker {
       gap = runsFrom(extents, anchor) > 1;
     }
     const bytes = extents ? extents.filter((x) => x.logical + x.length > base).reduce((s, x) => s + x.length, 0) : 0;
-    f.queued = { from: base, since: f.queued?.since ?? Date.now(), bytes, force: force || (f.queued?.force ?? false) };
+    f.queued = {
+      from: base, since: f.queued?.since ?? Date.now(), bytes,
+      force: force || (f.queued?.force ?? false), rewritten: rewritten || (f.queued?.rewritten ?? false),
+    };
     const total = [...this.files.values()].reduce((s, x) => s + (x.queued?.bytes ?? 0), 0);
     if (now || gap || total >= this.o.batchBytes) this.kick(0);
     else this.kick(Math.max(0, f.queued.since + this.o.batchMs - Date.now()));
@@ -322,40 +329,36 @@ export class Tracker {
   }
 
   /**
-   * Sends every queued update: write the files back (FIEMAP_FLAG_SYNC), flush each disk involved so
-   * QEMU has written its own metadata for the new blocks, then report from the first changed offset.
+   * Sends every queued update: read each file's size, write the files back (FIEMAP_FLAG_SYNC), flush
+   * each disk involved so QEMU has written its own metadata for the new blocks, then report from the
+   * first changed offset. The size is read first: only bytes written before the writeback are
+   * described (src/guest/report.ts).
    */
   private async sendQueued(all: boolean, flushDisks = false): Promise<void> {
     const due = [...this.files.values()].filter((f) => f.queued);
     if (!due.length) return;
-    const plans: { f: SharedFile; map: ReturnType<typeof mapFile>; size: number; from: number }[] = [];
+    const plans: { f: SharedFile; extents: Extent[]; plan: ReportPlan }[] = [];
     for (const f of due) {
       const q = f.queued!;
       f.queued = undefined;
       try {
-        const map = mapFile(f.fd, f.disk.fsOffset, true);
-        const size = fstatSync(f.fd).size;
-        const changed = Math.min(firstDifference(f.reported, map.extents), size !== f.reportedSize ? (f.reported.at(-1)?.logical ?? 0) : Infinity);
-        let from = Math.min(q.from, changed, all ? 0 : Infinity);
-        if (from === Infinity) {
-          if (!q.force) continue;
-          const last = f.reported.at(-1);
-          from = last ? last.logical + last.length : 0; // nothing new: a frame with the new path / size only
-        }
-        plans.push({ f, map, size, from });
+        const sizeBefore = fstatSync(f.fd).size;
+        const { extents } = mapFile(f.fd, f.disk.fsOffset, true);
+        const plan = planReport({ extents: f.reported, size: f.reportedSize }, sizeBefore, extents,
+          { from: q.from, rewritten: q.rewritten, force: q.force, full: all });
+        if (plan) plans.push({ f, extents, plan });
       } catch (e) { this.o.log(`FIEMAP ${f.path}: ${(e as Error).message}`); }
     }
     // new blocks: make QEMU write its own metadata (qcow2 L2 tables) before the host reads them
-    const devs = new Set(plans.filter((p) => firstDifference(p.f.reported, p.map.extents) !== Infinity).map((p) => p.f.disk.devNode));
+    const devs = new Set(plans.filter((p) => firstDifference(p.f.reported, p.extents) !== Infinity).map((p) => p.f.disk.devNode));
     if (flushDisks) for (const p of plans) devs.add(p.f.disk.devNode);
     if (this.o.diskFlush || all || flushDisks) for (const dev of devs) await flushDevice(dev, this.o.log);
-    for (const { f, map, size, from } of plans) {
+    for (const { f, extents, plan } of plans) {
       if (!this.files.has(f.id)) continue;
-      const tail = map.extents.filter((x) => x.logical + x.length > from).map((x) => x.logical < from
-        ? { ...x, logical: from, physical: x.physical + (x.flags & EXTENT_UNMAPPABLE ? 0 : from - x.logical), length: x.length - (from - x.logical) } : x);
-      for (const m of splitFileExtents({ fileId: f.id, inode: f.ino, generation: f.generation, path: f.path, disk: f.disk.serial, size, from }, tail)) this.emit(m);
-      f.reported = map.extents;
-      f.reportedSize = size;
+      const base = { fileId: f.id, inode: f.ino, generation: f.generation, path: f.path, disk: f.disk.serial, size: plan.size, from: plan.from };
+      for (const m of splitFileExtents(base, plan.extents)) this.emit(m);
+      f.reported = extents;
+      f.reportedSize = plan.size;
     }
   }
 

@@ -53,7 +53,7 @@ export class BigLogs {
   }
 
   /** Called after a shared file changed on the mount. */
-  sourceChanged(vm: string, path: string, after: number, kind: 'grown' | 'shrunk' | 'remapped' | 'removed'): void {
+  sourceChanged(vm: string, path: string, after: number, kind: 'grown' | 'shrunk' | 'remapped' | 'removed' | 'rewritten'): void {
     let dirty = false;
     for (const [name, def] of Object.entries(this.defs)) {
       const idx = def.sources.findIndex((s) => s.vm === vm && s.path === path);
@@ -61,6 +61,11 @@ export class BigLogs {
       if (kind === 'grown') {
         const covered = Math.max(0, ...def.chunks.filter((c) => c.source === idx).map((c) => c.to));
         if (after > covered) this.append(name, def, idx, covered, after);
+      } else if (kind === 'rewritten') {
+        // same image bytes, new content: only the kernel's cached pages are stale
+        const first = def.chunks.findIndex((c) => c.source === idx);
+        if (first >= 0) this.store.invalidate(name, def.chunks.slice(0, first).reduce((n, c) => n + c.to - c.from, 0));
+        continue;
       } else {
         this.rebuild(name, def, idx);
       }

@@ -4,7 +4,10 @@
 //  - the size only shrinks when the guest file shrank (truncate) — never because a tail is pending;
 //  - if the mapping of bytes already served changed (the guest rewrote the file elsewhere, a block
 //    job moved clusters), the file is cut back to the first differing byte and regrown, which makes
-//    the mount invalidate the kernel's cached pages from there.
+//    the mount invalidate the kernel's cached pages from there;
+//  - if the guest says bytes already served may have changed with their mapping unchanged (an
+//    in-place write), the mount drops its cached pages from there (`changedFrom`): the next read
+//    goes to the image, which holds the new bytes.
 import type { CompositionStore, ResolvedSegment, SegmentSpec } from '../fs/index.js';
 import type { FileLayout } from './layout.js';
 
@@ -47,7 +50,11 @@ export function firstDifference(cur: readonly ResolvedSegment[], next: readonly 
   return limit;
 }
 
-export function publish(store: CompositionStore, name: string, guestSize: number, layout: FileLayout): PublishResult {
+/**
+ * @param changedFrom lowest file offset whose bytes the guest says may have changed since the last
+ *                    publish (Infinity: none)
+ */
+export function publish(store: CompositionStore, name: string, guestSize: number, layout: FileLayout, changedFrom = Infinity): PublishResult {
   const existing = store.get(name);
   if (layout.refused) {
     if (existing) store.remove(name);
@@ -69,6 +76,8 @@ export function publish(store: CompositionStore, name: string, guestSize: number
   } else {
     keep = cur; // a pending tail never shrinks what is served
   }
+  // content changed in place below what stays served: the page cache must not keep the old bytes
+  if (changedFrom < keep) store.invalidate(name, changedFrom);
   if (target > keep) {
     store.append(name, sliceSegments(layout.segments, keep, target));
     if (result === 'unchanged') result = 'grown';

@@ -66,7 +66,8 @@ interface Tracked {
   file: GuestFile;
 }
 
-export type SourceChange = 'grown' | 'shrunk' | 'remapped' | 'removed';
+/** rewritten: bytes below the served size changed in place (same mapping) */
+export type SourceChange = 'grown' | 'shrunk' | 'remapped' | 'removed' | 'rewritten';
 
 export interface VmLinkDeps {
   store: CompositionStore;
@@ -442,7 +443,7 @@ export class VmLink {
     try {
       if (!mapper) throw new LayoutError(`the guest named disk serial '${f.disk}', which this VM does not have`);
       const layout = await layoutFile(f.size, f.extents, mapper);
-      result = publish(this.deps.store, name, f.size, layout);
+      result = publish(this.deps.store, name, f.size, layout, f.changedFrom);
       status.refused = layout.refused;
       status.pendingRanges = layout.pending.length;
       if (layout.pending.length) status.pendingSinceMs ??= Date.now();
@@ -455,7 +456,10 @@ export class VmLink {
       result = 'refused';
       this.deps.metrics.inc('livemr_refused_updates_total', 'guest updates refused', { vm: this.cfg.name });
     }
+    const rewritten = f.changedFrom < before && (result === 'unchanged' || result === 'grown');
+    f.changedFrom = Infinity; // acted on: the mount dropped its cached pages from there
     status.servedSize = this.deps.store.get(name)?.segments.size ?? 0;
+    if (rewritten) this.deps.onChange?.(this.cfg.name, f.path, status.servedSize, 'rewritten');
     const change: SourceChange | undefined =
       result === 'refused' || result === 'removed' ? 'removed' : result === 'remapped' ? 'remapped'
         : result === 'truncated' ? 'shrunk' : status.servedSize > before ? 'grown' : undefined;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convert, firstDifference, mapFile, runsFrom } from '../../../src/guest/extents.js';
 import { FIEMAP_EXTENT as F, native } from '../../../src/guest/native.js';
-import { EXTENT_SHARED, EXTENT_UNMAPPABLE, EXTENT_UNWRITTEN } from '../../../src/guest/protocol.js';
+import { EXTENT_PENDING, EXTENT_SHARED, EXTENT_UNMAPPABLE, EXTENT_UNWRITTEN } from '../../../src/guest/protocol.js';
 
 describe('extent conversion', () => {
   it('adds the partition start, merges contiguous extents, keeps flags apart', () => {
@@ -31,7 +31,7 @@ describe('extent conversion', () => {
       expect(m.extents).toEqual([{ logical: 0, physical: 0, length: 60, flags: EXTENT_UNMAPPABLE }]);
     }
     const d = convert([{ logical: 0, physical: 0, length: 8192, flags: F.DELALLOC | F.UNKNOWN }], 0);
-    expect(d).toEqual({ extents: [], delalloc: 8192 });
+    expect(d).toEqual({ extents: [{ logical: 0, physical: 0, length: 8192, flags: EXTENT_PENDING }], delalloc: 8192 });
   });
 
   it('finds the first difference and counts physical runs', () => {

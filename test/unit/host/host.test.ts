@@ -90,7 +90,7 @@ describe('layout and publish on a real qcow2 image', () => {
       { logical: 2 * C, physical: 2 * C, length: C, flags: 0 },
     ], mapper);
     expect(l.servable).toBe(C);
-    expect(l.pending).toEqual([{ start: 8 * C, length: C }]);
+    expect(l.pending).toEqual([{ why: 'image', at: C, length: C, start: 8 * C }]);
   });
 
   it('refuses extents outside the disk and unmappable data', async () => {

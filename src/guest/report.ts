@@ -1,0 +1,76 @@
+// Decides what one report of a shared file tells the host. This is where the first promise is kept
+// on the guest side (docs/protocol.md, "Reported sizes"):
+//  - the size is read *before* the synced FIEMAP, so every byte below it was written before the
+//    writeback started and is on the disk when FIEMAP_FLAG_SYNC returns; bytes appended while or
+//    after the file is written back are reported next time, never described by this report;
+//  - bytes still in delayed allocation after the sync are pending extents, never holes;
+//  - `from` is the lowest offset whose bytes may have changed, so the host re-reads (and drops its
+//    cached pages) from there: the page the last report ended in when the file grew (it was partly
+//    written), and 0 when the file was written without growing (an in-place write can be anywhere).
+import { firstDifference } from './extents.js';
+import { EXTENT_PENDING, EXTENT_UNMAPPABLE, type Extent } from './protocol.js';
+
+/** Granularity of a partly written tail: the guest's page. */
+export const PAGE_BYTES = 4096;
+
+export interface Reported {
+  extents: Extent[];
+  size: number;
+}
+
+export interface ReportRequest {
+  /** lowest offset the tracker saw change since the last report (Infinity: none) */
+  from: number;
+  /** written without growing: the change may be anywhere below the size */
+  rewritten: boolean;
+  /** send a frame even when nothing changed (new path after a rename) */
+  force: boolean;
+  /** a full report from offset 0 (resync) */
+  full: boolean;
+}
+
+export interface ReportPlan {
+  size: number;
+  from: number;
+  /** extents at logical offsets ≥ from (the first one cut at from) */
+  extents: Extent[];
+}
+
+/**
+ * @param prev        what the host was told last
+ * @param sizeBefore  the file size read before the synced FIEMAP
+ * @param extents     the file's extents from FIEMAP with FIEMAP_FLAG_SYNC
+ * @returns the report, or undefined when there is nothing to say
+ */
+export function planReport(prev: Reported, sizeBefore: number, extents: Extent[], req: ReportRequest): ReportPlan | undefined {
+  const remapped = firstDifference(prev.extents, extents);
+  const resized = sizeBefore !== prev.size ? alignDown(Math.min(sizeBefore, prev.size)) : Infinity;
+  let from = Math.min(req.from, remapped, resized, req.rewritten || req.full ? 0 : Infinity);
+  if (from === Infinity) {
+    if (!req.force) return undefined;
+    const last = prev.extents.at(-1);
+    from = last ? last.logical + last.length : 0; // nothing new: a frame with the new path only
+  }
+  return { size: sizeBefore, from, extents: extentsFrom(extents, from) };
+}
+
+/** The extents at logical offsets ≥ from, the one straddling `from` cut there. */
+export function extentsFrom(extents: readonly Extent[], from: number): Extent[] {
+  return extents.filter((x) => x.logical + x.length > from).map((x) => {
+    if (x.logical >= from) return x;
+    const cut = from - x.logical;
+    const located = !(x.flags & (EXTENT_UNMAPPABLE | EXTENT_PENDING));
+    return { ...x, logical: from, physical: located ? x.physical + cut : 0, length: x.length - cut };
+  });
+}
+
+/** First offset of pending (delayed allocation) data below `size`, or Infinity. */
+export function firstPending(extents: readonly Extent[], size: number): number {
+  const x = extents.find((e) => e.flags & EXTENT_PENDING && e.logical < size);
+  return x ? x.logical : Infinity;
+}
+
+/** The start of the guest page holding byte n. */
+export function alignDown(n: number): number {
+  return n - (n % PAGE_BYTES);
+}

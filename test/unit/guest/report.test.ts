@@ -1,0 +1,61 @@
+// The guest half of "every byte served is the byte the guest wrote": what one report says, given
+// what the host was told, the size read before the writeback, and the synced extents.
+import { describe, expect, it } from 'vitest';
+import { EXTENT_PENDING, EXTENT_UNMAPPABLE, type Extent } from '../../../src/guest/protocol.js';
+import { extentsFrom, firstPending, planReport, type ReportRequest } from '../../../src/guest/report.js';
+
+const x = (logical: number, physical: number, length: number, flags = 0): Extent => ({ logical, physical, length, flags });
+const req = (r: Partial<ReportRequest> = {}): ReportRequest => ({ from: Infinity, rewritten: false, force: false, full: false, ...r });
+
+describe('planReport', () => {
+  it('append race: reports the size read before the writeback, not the larger size after it', () => {
+    // before the sync the file had 10000 bytes; a writer appended 5000 more while it was written back,
+    // into the block that already had an extent: those bytes are in the page cache only
+    const after = [x(0, 1 << 20, 16384)];
+    const p = planReport({ extents: [x(0, 1 << 20, 8192)], size: 8000 }, 10000, after, req({ from: 4096 }))!;
+    expect(p.size).toBe(10000);
+    // from the page the last report ended in (partly written then)
+    expect(p.from).toBe(4096);
+    expect(p.extents).toEqual([x(4096, (1 << 20) + 4096, 12288)]);
+  });
+
+  it('grown without a visible mapping change: starts at the page of the old end', () => {
+    const m = [x(0, 0, 65536)];
+    const p = planReport({ extents: m, size: 5000 }, 9000, m, req())!;
+    expect(p).toEqual({ size: 9000, from: 4096, extents: [x(4096, 4096, 61440)] });
+  });
+
+  it('delalloc left after the sync stays a pending extent (never a hole) and keeps no location', () => {
+    const after = [x(0, 0, 4096), x(4096, 0, 8192, EXTENT_PENDING)];
+    const p = planReport({ extents: [x(0, 0, 4096)], size: 4096 }, 12288, after, req())!;
+    expect(p.from).toBe(4096);
+    expect(p.extents).toEqual([x(4096, 0, 8192, EXTENT_PENDING)]);
+    expect(firstPending(after, 12288)).toBe(4096);
+    expect(firstPending(after, 4096)).toBe(Infinity);
+    expect(extentsFrom(after, 6000)).toEqual([x(6000, 0, 6288, EXTENT_PENDING)]);
+    expect(extentsFrom([x(0, 0, 8192, EXTENT_UNMAPPABLE)], 100)).toEqual([x(100, 0, 8092, EXTENT_UNMAPPABLE)]);
+  });
+
+  it('written without growing: the change can be anywhere, so from 0', () => {
+    const m = [x(0, 0, 8192)];
+    expect(planReport({ extents: m, size: 8192 }, 8192, m, req({ rewritten: true }))!.from).toBe(0);
+  });
+
+  it('nothing changed: nothing to say, unless forced (a rename) — then a frame that cuts nothing', () => {
+    const m = [x(0, 0, 8192)];
+    expect(planReport({ extents: m, size: 8000 }, 8000, m, req())).toBeUndefined();
+    expect(planReport({ extents: m, size: 8000 }, 8000, m, req({ force: true }))).toEqual({ size: 8000, from: 8192, extents: [] });
+  });
+
+  it('a remap below the old size starts the report there; a resync starts at 0', () => {
+    const p = planReport({ extents: [x(0, 0, 4096), x(4096, 4096, 4096)] , size: 8192 }, 8192, [x(0, 0, 4096), x(4096, 99 * 4096, 4096)], req())!;
+    expect(p.from).toBe(4096);
+    expect(planReport({ extents: [], size: 0 }, 8192, [x(0, 0, 8192)], req({ full: true }))!.from).toBe(0);
+  });
+
+  it('shrunk: reports the smaller size from its page', () => {
+    const p = planReport({ extents: [x(0, 0, 16384)], size: 16384 }, 5000, [x(0, 0, 8192)], req())!;
+    expect(p.size).toBe(5000);
+    expect(p.from).toBe(4096);
+  });
+});
