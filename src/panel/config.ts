@@ -16,8 +16,14 @@ export interface PanelConfig {
   webhdfs: { host: string; port: number };
   /** YARN ResourceManager host:port; absent: the local job runner on this machine */
   yarn?: string;
-  /** user name jobs run as (HADOOP_USER_NAME / WebHDFS user.name) */
+  /** unprivileged account jobs run as (its uid/gid; also HADOOP_USER_NAME / WebHDFS user.name); never root */
   jobUser: string;
+  /** root-owned parent (0711) of the jobs' sandboxes, which their user owns */
+  jobWorkDir: string;
+  /** queued jobs besides the running one */
+  maxQueuedJobs: number;
+  /** stored uploaded jars */
+  maxJars: number;
   /** JSON-lines decisions of `livemr cache run` (its stdout); absent: the cache view is empty */
   cacheDecisions?: string;
   /** largest uploaded jar */
@@ -39,7 +45,7 @@ export function parseAddress(v: unknown, path: string, dflt: string): { host: st
 export function parsePanelConfig(raw: unknown, base = process.cwd()): PanelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('$', 'must be a JSON object');
   const c = raw as Record<string, unknown>;
-  const keys = ['agent', 'listen', 'token', 'stateDir', 'webhdfs', 'yarn', 'jobUser', 'cacheDecisions', 'maxJarBytes'];
+  const keys = ['agent', 'listen', 'token', 'stateDir', 'webhdfs', 'yarn', 'jobUser', 'jobWorkDir', 'maxQueuedJobs', 'maxJars', 'cacheDecisions', 'maxJarBytes'];
   for (const k of Object.keys(c)) if (!keys.includes(k)) fail(`$.${k}`, `unknown key (allowed: ${keys.join(', ')})`);
   let agent: AgentConfig;
   if (typeof c.agent === 'string') agent = loadConfig(resolve(base, c.agent));
@@ -60,6 +66,11 @@ export function parsePanelConfig(raw: unknown, base = process.cwd()): PanelConfi
   if (typeof jobUser !== 'string' || !/^[A-Za-z_][A-Za-z0-9._-]{0,31}$/.test(jobUser)) fail('$.jobUser', 'must be a user name');
   const maxJarBytes = c.maxJarBytes ?? 64 * 1024 * 1024;
   if (!Number.isSafeInteger(maxJarBytes) || (maxJarBytes as number) <= 0) fail('$.maxJarBytes', 'must be a positive integer');
+  const count = (k: string, dflt: number, max: number): number => {
+    const v = c[k] ?? dflt;
+    if (!Number.isSafeInteger(v) || (v as number) <= 0 || (v as number) > max) fail(`$.${k}`, `must be an integer from 1 to ${max}`);
+    return v as number;
+  };
   return {
     agent,
     listen: parseAddress(c.listen, '$.listen', '127.0.0.1:8470'),
@@ -68,6 +79,9 @@ export function parsePanelConfig(raw: unknown, base = process.cwd()): PanelConfi
     webhdfs: parseAddress(c.webhdfs, '$.webhdfs', '127.0.0.1:0'),
     ...(c.yarn ? { yarn: c.yarn as string } : {}),
     jobUser,
+    jobWorkDir: c.jobWorkDir === undefined ? '/var/lib/livemr-jobs' : abs(c.jobWorkDir, '$.jobWorkDir'),
+    maxQueuedJobs: count('maxQueuedJobs', 16, 1024),
+    maxJars: count('maxJars', 32, 4096),
     ...(c.cacheDecisions === undefined ? {} : { cacheDecisions: abs(c.cacheDecisions, '$.cacheDecisions') }),
     maxJarBytes: maxJarBytes as number,
   };

@@ -2,7 +2,7 @@
 // Maven Central into its cache (the same jars the WebHDFS gateway's tests run), including
 // hadoop-mapreduce-examples. Resolved once per process.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -11,6 +11,8 @@ export interface HadoopInstall {
   /** java -cp value: client configuration, the driver classes, every jar */
   classpath: string;
   examplesJar: string;
+  /** the cache directory (conf/, classes/, jars/) */
+  dir: string;
 }
 
 let cached: HadoopInstall | undefined;
@@ -22,22 +24,18 @@ export function hadoopInstall(): HadoopInstall {
   const dir = r.stdout.trim();
   const examples = readdirSync(join(dir, 'jars')).find((f) => /^hadoop-mapreduce-examples-.*\.jar$/.test(f));
   if (!examples) throw new Error(`no hadoop-mapreduce-examples jar in ${dir}/jars`);
-  return (cached = { classpath: `${dir}/conf:${dir}/classes:${dir}/jars/*`, examplesJar: join(dir, 'jars', examples) });
+  return (cached = { classpath: `${dir}/conf:${dir}/classes:${dir}/jars/*`, examplesJar: join(dir, 'jars', examples), dir });
 }
 
 /** A log4j configuration that keeps Hadoop quiet except the job's progress lines. */
-export function progressLog4j(dir: string): string {
-  const file = join(dir, 'log4j.properties');
-  if (!existsSync(file)) {
-    writeFileSync(file, [
-      'log4j.rootLogger=WARN,stderr',
-      'log4j.logger.org.apache.hadoop.mapreduce.Job=INFO',
-      'log4j.appender.stderr=org.apache.log4j.ConsoleAppender',
-      'log4j.appender.stderr.Target=System.err',
-      'log4j.appender.stderr.layout=org.apache.log4j.PatternLayout',
-      'log4j.appender.stderr.layout.ConversionPattern=%d{HH:mm:ss} %p %c{1}: %m%n',
-      '',
-    ].join('\n'));
-  }
-  return file;
+export function progressLog4jText(): string {
+  return [
+    'log4j.rootLogger=WARN,stderr',
+    'log4j.logger.org.apache.hadoop.mapreduce.Job=INFO',
+    'log4j.appender.stderr=org.apache.log4j.ConsoleAppender',
+    'log4j.appender.stderr.Target=System.err',
+    'log4j.appender.stderr.layout=org.apache.log4j.PatternLayout',
+    'log4j.appender.stderr.layout.ConversionPattern=%d{HH:mm:ss} %p %c{1}: %m%n',
+    '',
+  ].join('\n');
 }

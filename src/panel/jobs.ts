@@ -2,12 +2,23 @@
 // an uploaded jar, over composed files read through the WebHDFS gateway. Jobs run one at a time (a
 // job already uses the machine's cores) with the local job runner, or on YARN when configured. Each
 // job keeps a directory <stateDir>/jobs/<id>/ with job.json (its record), log.txt and output/.
-import { spawn, type ChildProcess } from 'node:child_process';
+//
+// A job is code of whoever holds the panel token, so it never runs as the panel's user (root): it
+// runs as the configured unprivileged account (refused if that is uid 0), without supplementary
+// groups, with a minimal environment, in its own sandbox <jobWorkDir>/<id>/ (owned by it, 0700;
+// <jobWorkDir> is root's, 0711). It sees the Hadoop jars (a root-owned read-only copy), its jar, its
+// sandbox and the gateway — not the panel's state, tokens, images or the mount. When it ends its
+// process group is killed and its output is moved into the root-owned record directory; the panel
+// then reads only plain files there (no symlink, no hard link) so a job cannot make root read for it.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
-import { hadoopInstall, progressLog4j } from './hadoop.js';
+import {
+  chmodSync, chownSync, closeSync, constants, copyFileSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync,
+  readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { hadoopInstall, progressLog4jText } from './hadoop.js';
 
 /** Programs of hadoop-mapreduce-examples that take `IN... OUT` (grep takes a regex after them). */
 export const EXAMPLE_PROGRAMS: Record<string, { summary: string; extraArgs?: string }> = {
@@ -46,13 +57,87 @@ export interface JobRecord extends JobSpec {
 const MAX_LOG = 8 << 20;
 const TAIL_LINES = 200;
 const ID_RE = /^job-[0-9a-z]{6,12}-[0-9a-f]{6}$/;
+const JAR_RE = /^[0-9a-f]{16}$/;
+
+/** A refused job operation; `status` is the HTTP status the panel answers with. */
+export class JobError extends Error {
+  override name = 'JobError';
+  constructor(readonly code: 'job-user-root' | 'jobs-unavailable' | 'queue-full' | 'jar-store-full' | 'jar-in-use' | 'no-jar', readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+export interface JobAccount {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+/** The account jobs run as (getent: local files, LDAP, ...); undefined if there is none. */
+export function lookupAccount(name: string): JobAccount | undefined {
+  let line: string;
+  try {
+    line = execFileSync('getent', ['passwd', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n')[0]!;
+  } catch {
+    return undefined;
+  }
+  const f = line.split(':');
+  const uid = Number(f[2]);
+  const gid = Number(f[3]);
+  if (f[0] !== name || !Number.isInteger(uid) || !Number.isInteger(gid)) return undefined;
+  return { name, uid, gid };
+}
 
 export interface JobRunnerOptions {
   dir: string;
   jarsDir: string;
+  /** the unprivileged account jobs run as (also HADOOP_USER_NAME) */
   user: string;
+  /** root-owned parent of the jobs' sandboxes */
+  workDir: string;
   yarn?: string;
   timeoutMs?: number;
+  /** queued jobs (besides the running one); more are refused */
+  maxQueued?: number;
+  /** for tests: the account lookup */
+  lookup?: (name: string) => JobAccount | undefined;
+}
+
+/** The uploaded jars, content-addressed (<id>.jar, id = first 16 hex of the SHA-256), bounded in number. */
+export class JarStore {
+  constructor(private readonly dir: string, private readonly max: number) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  list(): { id: string; size: number; storedMs: number }[] {
+    return readdirSync(this.dir).filter((f) => JAR_RE.test(f.slice(0, -4)) && f.endsWith('.jar'))
+      .map((f) => { const st = statSync(join(this.dir, f)); return { id: f.slice(0, -4), size: st.size, storedMs: st.mtimeMs }; })
+      .sort((a, b) => a.storedMs - b.storedMs || a.id.localeCompare(b.id));
+  }
+
+  has(id: string): boolean {
+    return JAR_RE.test(id) && existsSync(this.path(id));
+  }
+
+  path(id: string): string {
+    return join(this.dir, `${id}.jar`);
+  }
+
+  /** Stores a jar (idempotent); refused when `max` other jars are stored. */
+  add(id: string, body: Buffer): void {
+    if (this.has(id)) return;
+    const n = this.list().length;
+    if (n >= this.max) throw new JobError('jar-store-full', 507, `at most ${this.max} jars are stored: delete one first (DELETE /api/v1/jars/{id})`);
+    const tmp = `${this.path(id)}.tmp`;
+    writeFileSync(tmp, body, { mode: 0o600 });
+    renameSync(tmp, this.path(id));
+  }
+
+  remove(id: string): boolean {
+    if (!this.has(id)) return false;
+    unlinkSync(this.path(id));
+    return true;
+  }
 }
 
 export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
@@ -61,10 +146,25 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
   private queue: string[] = [];
   private child?: { id: string; proc: ChildProcess };
   private closed = false;
+  private readonly account?: JobAccount;
+  /** why jobs cannot start here (no such account, the panel cannot switch users) */
+  readonly unavailable?: string;
 
   constructor(private readonly o: JobRunnerOptions) {
     super();
+    const acct = (o.lookup ?? lookupAccount)(o.user);
+    if (acct && (acct.uid === 0 || acct.gid === 0)) {
+      throw new JobError('job-user-root', 500, `jobUser '${o.user}' is uid ${acct.uid} / gid ${acct.gid}: jobs never run as root; create an unprivileged account (useradd --system ${o.user === 'root' ? 'livemr' : o.user}) and name it in jobUser`);
+    }
+    if (!acct) this.unavailable = `the job user '${o.user}' does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${o.user}) or set jobUser`;
+    else if (process.getuid?.() !== 0 && process.getuid?.() !== acct.uid) this.unavailable = `the panel runs as uid ${process.getuid?.()} and cannot start jobs as '${o.user}' (uid ${acct.uid})`;
+    else if (process.getuid?.() === acct.uid) this.unavailable = `the panel itself runs as the job user '${o.user}': a job could read the panel's state and token`;
+    else this.account = acct;
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    mkdirSync(o.workDir, { recursive: true, mode: 0o711 });
+    const w = lstatSync(o.workDir);
+    if (!w.isDirectory() || w.uid !== process.getuid?.()) throw new JobError('jobs-unavailable', 500, `jobWorkDir ${o.workDir} must be a directory owned by the panel's user`);
+    chmodSync(o.workDir, 0o711);
     for (const id of readdirSync(o.dir)) {
       const f = join(o.dir, id, 'job.json');
       if (!ID_RE.test(id) || !existsSync(f)) continue;
@@ -97,24 +197,37 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     const j = this.get(id);
     if (!j) return undefined;
     const dir = join(this.o.dir, id, 'output');
-    if (!existsSync(dir)) return { files: [], preview: '', truncated: false };
-    const files = readdirSync(dir).filter((f) => !f.startsWith('.')).sort().map((name) => ({ name, size: statSync(join(dir, name)).size }));
+    let dst;
+    try { dst = lstatSync(dir); } catch { return { files: [], preview: '', truncated: false }; }
+    if (!dst.isDirectory()) return { files: [], preview: '', truncated: false };
+    // the job wrote these files: list them without following links, read only plain files
+    const files = readdirSync(dir).filter((f) => !f.startsWith('.')).sort().map((name) => {
+      const st = lstatSync(join(dir, name));
+      return { name, size: st.isFile() ? st.size : 0, plain: st.isFile() && st.nlink === 1 };
+    });
     let preview = '';
     let truncated = false;
-    for (const f of files.filter((x) => x.name.startsWith('part-'))) {
+    for (const f of files.filter((x) => x.name.startsWith('part-') && x.plain)) {
       const room = limit - Buffer.byteLength(preview);
       if (room <= 0) { truncated = true; break; }
-      const buf = Buffer.alloc(Math.min(room, f.size));
-      const fd = openSync(join(dir, f.name), 'r');
-      try { readSync(fd, buf, 0, buf.length, 0); } finally { closeSync(fd); }
-      preview += buf.toString('utf8');
-      if (f.size > room) truncated = true;
+      const text = readPlain(join(dir, f.name), room);
+      if (text === undefined) continue;
+      preview += text.data;
+      if (text.more) truncated = true;
     }
-    return { files, preview, truncated };
+    return { files: files.map(({ name, size }) => ({ name, size })), preview, truncated };
+  }
+
+  /** True while a queued or running job uses the jar. */
+  jarInUse(jar: string): boolean {
+    return [...this.jobs.values()].some((j) => j.jar === jar && (j.state === 'queued' || j.state === 'running'));
   }
 
   submit(spec: JobSpec): JobRecord {
-    if (this.closed) throw new Error('the job runner is stopping');
+    if (this.closed) throw new JobError('jobs-unavailable', 503, 'the job runner is stopping');
+    if (!this.account) throw new JobError('jobs-unavailable', 503, this.unavailable ?? 'jobs cannot run here');
+    const max = this.o.maxQueued ?? 16;
+    if (this.queue.length >= max) throw new JobError('queue-full', 429, `${max} jobs are already queued: wait for one to finish or cancel one`);
     const id = `job-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
     const dir = join(this.o.dir, id);
     mkdirSync(dir, { mode: 0o700 });
@@ -138,7 +251,7 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
       this.finish(j, 'cancelled', 'cancelled before it started');
     } else if (j.state === 'running' && this.child?.id === id) {
       j.message = 'cancelling';
-      this.child.proc.kill('SIGTERM');
+      killGroup(this.child.proc, 'SIGTERM');
     }
     return j;
   }
@@ -150,28 +263,90 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     if (c) {
       this.jobs.get(c.id)!.message = 'cancelling: the panel stopped';
       const gone = new Promise((r) => c.proc.once('close', r));
-      c.proc.kill('SIGTERM');
-      const t = setTimeout(() => c.proc.kill('SIGKILL'), 5000);
+      killGroup(c.proc, 'SIGTERM');
+      const t = setTimeout(() => killGroup(c.proc, 'SIGKILL'), 5000);
       await gone;
       clearTimeout(t);
     }
   }
 
-  private command(j: JobRecord): string[] {
+  /** The Hadoop jars where the job user can read them: a root-owned, read-only copy under workDir. */
+  private stagedHadoop(): string {
     const h = hadoopInstall();
-    const conf = ['-Dmapreduce.job.reduces=1', ...(this.o.yarn
+    const target = join(this.o.workDir, basename(h.dir));
+    if (existsSync(join(target, '.done'))) return target;
+    const tmp = `${target}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    try {
+      execFileSync('cp', ['-al', h.dir, tmp], { stdio: 'ignore' }); // hard links: same inodes, no space
+    } catch {
+      rmSync(tmp, { recursive: true, force: true });
+      execFileSync('cp', ['-a', h.dir, tmp]);
+    }
+    execFileSync('chmod', ['-R', 'go+rX,go-w', tmp]);
+    writeFileSync(join(tmp, '.done'), '');
+    rmSync(target, { recursive: true, force: true });
+    renameSync(tmp, target);
+    return target;
+  }
+
+  /** The job's own directory: owned by its user, 0700, with its jar, log4j config and tmp. */
+  private sandbox(j: JobRecord): string {
+    const a = this.account!;
+    const box = join(this.o.workDir, j.id);
+    rmSync(box, { recursive: true, force: true });
+    mkdirSync(box, { mode: 0o700 });
+    writeFileSync(join(box, 'log4j.properties'), progressLog4jText(), { mode: 0o444 });
+    if (j.program === 'jar') {
+      copyFileSync(join(this.o.jarsDir, `${j.jar}.jar`), join(box, 'job.jar'));
+      chmodSync(join(box, 'job.jar'), 0o444);
+    }
+    mkdirSync(join(box, 'tmp'), { mode: 0o700 });
+    chownSync(join(box, 'tmp'), a.uid, a.gid);
+    chownSync(box, a.uid, a.gid);
+    return box;
+  }
+
+  private command(j: JobRecord, box: string): string[] {
+    const hdir = this.stagedHadoop();
+    const classpath = `${hdir}/conf:${hdir}/classes:${hdir}/jars/*`;
+    const conf = ['-Dmapreduce.job.reduces=1', `-Dhadoop.tmp.dir=${join(box, 'tmp')}`, ...(this.o.yarn
       ? ['-Dmapreduce.framework.name=yarn', `-Dyarn.resourcemanager.address=${this.o.yarn}`]
       : ['-Dmapreduce.framework.name=local'])];
-    const jvm = ['-Xmx512m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', `-Dlog4j.configuration=file:${progressLog4j(this.o.dir)}`];
+    const jvm = ['-Xmx512m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', `-Djava.io.tmpdir=${join(box, 'tmp')}`, `-Dlog4j.configuration=file:${join(box, 'log4j.properties')}`];
     const ins = j.inputs.map((i) => i.uri);
-    const out = j.output;
+    const out = `file://${join(box, 'output')}`;
     if (j.program === 'jar') {
-      const jar = join(this.o.jarsDir, `${j.jar}.jar`);
-      return [...jvm, '-cp', `${h.classpath}:${jar}`, 'org.apache.hadoop.util.RunJar', jar, ...j.args, ...ins, out];
+      const jar = join(box, 'job.jar');
+      return [...jvm, '-cp', `${classpath}:${jar}`, 'org.apache.hadoop.util.RunJar', jar, ...j.args, ...ins, out];
     }
     // the same path as the gateway's wordcount test: ExampleDriver on the Maven-resolved classpath
     const tail = j.program === 'grep' ? [...ins.slice(0, 1), out, ...j.args] : [...ins, out];
-    return [...jvm, '-cp', h.classpath, 'org.apache.hadoop.examples.ExampleDriver', j.program, ...conf, ...tail];
+    return [...jvm, '-cp', classpath, 'org.apache.hadoop.examples.ExampleDriver', j.program, ...conf, ...tail];
+  }
+
+  /** Only what an unprivileged JVM needs; nothing of the panel's environment (tokens, paths). */
+  private env(box: string): NodeJS.ProcessEnv {
+    return {
+      PATH: '/usr/local/bin:/usr/bin:/bin', HOME: box, TMPDIR: join(box, 'tmp'), LANG: 'C.UTF-8', HADOOP_USER_NAME: this.o.user,
+      ...(process.env.JAVA_HOME ? { JAVA_HOME: process.env.JAVA_HOME } : {}),
+    };
+  }
+
+  /** After the job: its output into the root-owned record directory, its sandbox gone. */
+  private collect(j: JobRecord): void {
+    const box = join(this.o.workDir, j.id);
+    const dest = join(this.o.dir, j.id, 'output');
+    try {
+      const st = lstatSync(join(box, 'output'));
+      if (st.isDirectory()) {
+        rmSync(dest, { recursive: true, force: true });
+        renameSync(join(box, 'output'), dest);
+        chownSync(dest, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+        chmodSync(dest, 0o700);
+      }
+    } catch { /* no output */ }
+    rmSync(box, { recursive: true, force: true });
   }
 
   private next(): void {
@@ -180,8 +355,10 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     if (!id) return;
     const j = this.jobs.get(id)!;
     let args: string[];
+    let box: string;
     try {
-      args = this.command(j);
+      box = this.sandbox(j);
+      args = this.command(j, box);
     } catch (e) {
       this.finish(j, 'failed', (e as Error).message);
       return this.next();
@@ -190,7 +367,10 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     let logged = 0;
     const tail: string[] = [];
     this.tails.set(id, tail);
-    const proc = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HADOOP_USER_NAME: this.o.user } });
+    // uid/gid: libuv also drops the supplementary groups (setgroups(0)); detached: its own process
+    // group, killed as a whole when the job ends
+    const a = this.account!;
+    const proc = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: box, env: this.env(box), uid: a.uid, gid: a.gid, detached: true });
     this.child = { id, proc };
     j.state = 'running';
     j.startedMs = Date.now();
@@ -214,11 +394,13 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
-    const timer = setTimeout(() => { j.message = 'timed out'; proc.kill('SIGKILL'); }, this.o.timeoutMs ?? 3_600_000);
+    const timer = setTimeout(() => { j.message = 'timed out'; killGroup(proc, 'SIGKILL'); }, this.o.timeoutMs ?? 3_600_000);
     proc.on('error', (e) => { j.message = `cannot start java: ${e.message}`; });
     proc.on('close', (code, signal) => {
       clearTimeout(timer);
       closeSync(logFd);
+      killGroup(proc, 'SIGKILL'); // whatever the job left behind in its group
+      this.collect(j);
       this.child = undefined;
       j.exitCode = code ?? 128;
       if (code === 0) this.finish(j, 'succeeded', 'completed');
@@ -246,6 +428,33 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     renameSync(`${f}.tmp`, f);
     this.emit('change', j);
   }
+}
+
+/** Up to `room` bytes of a file that is a plain file with one link when opened (no symlink, FIFO or hard link). */
+function readPlain(file: string, room: number): { data: string; more: boolean } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1) return undefined;
+    const buf = Buffer.alloc(Math.min(room, st.size));
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return { data: buf.subarray(0, n).toString('utf8'), more: st.size > room };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Signals the job's whole process group (it was spawned detached: pgid = its pid). */
+function killGroup(proc: ChildProcess, sig: NodeJS.Signals): void {
+  if (proc.pid === undefined) return;
+  try {
+    process.kill(-proc.pid, sig);
+  } catch { /* the group is gone */ }
 }
 
 function readTail(file: string, n: number): string {

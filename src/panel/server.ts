@@ -2,7 +2,7 @@
 // the jobs it runs, and offers a versioned REST API (/api/v1, JSON errors) plus a web UI built on it.
 // Everything but the login page needs the token. Live updates: server-sent events.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { readCacheView } from './cache-view.js';
 import type { PanelConfig } from './config.js';
 import { ApiError, badRequest, conflict, notFound, onlyKeys, readBody, readJson, sendError, sendJson } from './http.js';
 import { buildInventory, consentState, RateTracker, type Inventory } from './inventory.js';
-import { EXAMPLE_PROGRAMS, JobRunner, type JobSpec } from './jobs.js';
+import { EXAMPLE_PROGRAMS, JarStore, JobError, JobRunner, type JobSpec } from './jobs.js';
 import { uiAsset, loginPage } from './ui.js';
 
 export const API = '/api/v1';
@@ -49,6 +49,7 @@ export class Panel {
     readonly agent: HostAgent,
     readonly gateway: Gateway,
     readonly jobs: JobRunner,
+    readonly jars: JarStore,
     readonly token: string,
     private readonly server: Server,
     private readonly log: Logger,
@@ -56,7 +57,6 @@ export class Panel {
 
   static async start(cfg: PanelConfig, log: Logger = createLogger({ component: 'panel' })): Promise<Panel> {
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
-    mkdirSync(join(cfg.stateDir, 'jars'), { recursive: true, mode: 0o700 });
     const token = cfg.token ?? newToken();
     if (!cfg.token) writeTokenFile(join(cfg.stateDir, 'panel.token'), token);
     const agent = await HostAgent.start(cfg.agent, log.child('host'));
@@ -66,9 +66,14 @@ export class Panel {
       const ns = new LocalNamespace(storeSource(agent.store), { host, addr: '', url: '' });
       gateway = await startGateway({ namespace: ns, host: cfg.webhdfs.host, port: cfg.webhdfs.port });
       ns.location = { host, addr: `${cfg.webhdfs.host}:${gateway.port}`, url: gateway.url };
-      const jobs = new JobRunner({ dir: join(cfg.stateDir, 'jobs'), jarsDir: join(cfg.stateDir, 'jars'), user: cfg.jobUser, ...(cfg.yarn ? { yarn: cfg.yarn } : {}) });
+      const jars = new JarStore(join(cfg.stateDir, 'jars'), cfg.maxJars);
+      const jobs = new JobRunner({
+        dir: join(cfg.stateDir, 'jobs'), jarsDir: join(cfg.stateDir, 'jars'), user: cfg.jobUser, workDir: cfg.jobWorkDir,
+        maxQueued: cfg.maxQueuedJobs, ...(cfg.yarn ? { yarn: cfg.yarn } : {}),
+      });
+      if (jobs.unavailable) log.warn('jobs cannot run', { reason: jobs.unavailable });
       const server = createServer();
-      const panel = new Panel(cfg, agent, gateway, jobs, token, server, log);
+      const panel = new Panel(cfg, agent, gateway, jobs, jars, token, server, log);
       server.on('request', (req, res) => panel.handle(req, res));
       await new Promise<void>((resolve, reject) => server.once('error', reject).listen(cfg.listen.port, cfg.listen.host, () => resolve()));
       panel.wire();
@@ -129,6 +134,7 @@ export class Panel {
     const url = new URL(req.url ?? '/', 'http://panel');
     this.route(req, res, url).catch((e: unknown) => {
       if (e instanceof ApiError) return sendError(res, e);
+      if (e instanceof JobError) return sendError(res, new ApiError(e.status, e.code, e.message));
       this.log.error('request failed', { url: url.pathname, error: e as Error });
       sendError(res, new ApiError(500, 'internal', (e as Error).message));
     });
@@ -171,8 +177,20 @@ export class Panel {
     if (is('GET', 'composed')) return sendJson(res, 200, this.inventory().composed);
     if (is('GET', 'composed', null)) return this.composedDetail(res, seg[1]!);
     if (is('POST', 'composed')) return this.compose(req, res);
-    if (is('GET', 'programs')) return sendJson(res, 200, { examples: EXAMPLE_PROGRAMS, runner: this.cfg.yarn ? `yarn ${this.cfg.yarn}` : 'local', maxJarBytes: this.cfg.maxJarBytes });
+    if (is('GET', 'programs')) {
+      return sendJson(res, 200, {
+        examples: EXAMPLE_PROGRAMS, runner: this.cfg.yarn ? `yarn ${this.cfg.yarn}` : 'local', maxJarBytes: this.cfg.maxJarBytes,
+        maxJars: this.cfg.maxJars, jobUser: this.cfg.jobUser, ...(this.jobs.unavailable ? { unavailable: this.jobs.unavailable } : {}),
+      });
+    }
     if (is('POST', 'jars')) return this.uploadJar(req, res);
+    if (is('GET', 'jars')) return sendJson(res, 200, this.jars.list());
+    if (is('DELETE', 'jars', null)) {
+      const id = seg[1]!;
+      if (this.jobs.jarInUse(id)) throw new ApiError(409, 'jar-in-use', `jar '${id}' is used by a queued or running job`);
+      if (!this.jars.remove(id)) throw notFound(`no uploaded jar '${id}'`);
+      return sendJson(res, 200, { id, deleted: true });
+    }
     if (is('GET', 'jobs')) return sendJson(res, 200, this.jobs.list());
     if (is('POST', 'jobs')) return this.submitJob(req, res);
     if (is('GET', 'jobs', null)) {
@@ -264,8 +282,7 @@ export class Panel {
     if (body.length < 22 || body.readUInt32LE(0) !== 0x04034b50) throw badRequest('not a jar (zip) file');
     const sha = createHash('sha256').update(body).digest('hex');
     const id = sha.slice(0, 16);
-    const file = join(this.cfg.stateDir, 'jars', `${id}.jar`);
-    if (!existsSync(file)) writeFileSync(file, body, { mode: 0o600 });
+    this.jars.add(id, body);
     sendJson(res, 201, { id, size: body.length, sha256: sha });
   }
 
@@ -285,7 +302,7 @@ export class Panel {
     let jar: string | undefined;
     if (program === 'jar') {
       if (typeof b.jar !== 'string' || !JAR_RE.test(b.jar)) throw badRequest('jar must be the id of an uploaded jar (POST /api/v1/jars)');
-      if (!existsSync(join(this.cfg.stateDir, 'jars', `${b.jar}.jar`))) throw notFound(`no uploaded jar '${b.jar}'`);
+      if (!this.jars.has(b.jar)) throw notFound(`no uploaded jar '${b.jar}'`);
       jar = b.jar;
     } else if (b.jar !== undefined) throw badRequest('jar is only for program "jar"');
     if (!Array.isArray(b.inputs) || b.inputs.length === 0 || b.inputs.length > 32) throw badRequest('inputs must be a list of 1-32 composed file names');

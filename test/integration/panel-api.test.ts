@@ -3,7 +3,7 @@
 // connecting and a share request waits for the guest. Every endpoint, and bad input of each kind:
 // a clear 4xx JSON error and nothing changed.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,10 +11,12 @@ import { makePlan, parseMetrics, type Decision } from '../../src/cache/index.js'
 import { createLogger } from '../../src/host/log.js';
 import { parsePanelConfig, type PanelConfig } from '../../src/panel/config.js';
 import { Panel } from '../../src/panel/server.js';
+import { createTestUser, type TestUser } from '../harness/users.js';
 
 let dir: string;
 let panel: Panel | undefined;
 let cfg: PanelConfig;
+let jobUser: TestUser;
 const logs: string[] = [];
 const words = 'alpha beta gamma\nbeta gamma\ngamma\n';
 
@@ -50,6 +52,11 @@ function expectError(r: { status: number; json: any }, status: number, msg?: Reg
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'livemr-panel-api-'));
+  chmodSync(dir, 0o711); // the job user traverses to its work directory, lists nothing
+  jobUser = createTestUser('lmrjob');
+  // stands for a VM image: root's, 0600
+  mkdirSync(join(dir, 'images'), { mode: 0o700 });
+  writeFileSync(join(dir, 'images', 'disk.qcow2'), 'QFI\xfb image bytes', { mode: 0o600 });
   writeFileSync(join(dir, 'words.txt'), words);
   // decisions as `livemr cache run --dry-run` prints them: a baseline, then a planned one
   const plan = makePlan(parseMetrics(JSON.parse(readFileSync('test/fixtures/cache/metrics.json', 'utf8'))));
@@ -61,6 +68,7 @@ beforeAll(async () => {
   cfg = parsePanelConfig({
     agent: { mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null, vms: [{ name: 'vm1', qmp: join(dir, 'no-such.qmp') }] },
     listen: '127.0.0.1:0', cacheDecisions: join(dir, 'decisions.jsonl'), maxJarBytes: 1 << 20,
+    jobUser: jobUser.name, jobWorkDir: join(dir, 'jobs-work'), maxJars: 3, maxQueuedJobs: 2,
   });
   panel = await Panel.start(cfg, createLogger({ level: 'debug', sink: (l) => logs.push(l) }));
   panel.agent.store.compose('local-words', [{ file: join(dir, 'words.txt'), offset: 0, length: words.length }]);
@@ -70,7 +78,43 @@ afterAll(async () => {
   await panel?.stop();
   try { execFileSync('fusermount3', ['-uz', join(dir, 'mnt')], { stdio: 'ignore' }); } catch { /* not mounted */ }
   rmSync(dir, { recursive: true, force: true });
+  jobUser?.remove();
 });
+
+/** A jar whose Main-Class tries what a hostile job would; it reports into its output directory. */
+function probeJar(): Buffer {
+  const src = join(dir, 'probe');
+  mkdirSync(src, { recursive: true });
+  writeFileSync(join(src, 'Probe.java'), `
+import java.nio.file.*;
+import java.util.*;
+public class Probe {
+  public static void main(String[] a) throws Exception {
+    // RunJar passes: our args (paths to try), the input URI, the output URI
+    Path out = Paths.get(java.net.URI.create(a[a.length - 1]));
+    Files.createDirectories(out);
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < a.length - 2; i++) {
+      String p = a[i];
+      try {
+        if (p.startsWith("write:")) { Files.write(Paths.get(p.substring(6)), "x".getBytes()); sb.append("WROTE ").append(p).append("\\n"); }
+        else if (Files.isDirectory(Paths.get(p))) { try (var s = Files.list(Paths.get(p))) { long n = s.count(); sb.append("LISTED ").append(p).append(" ").append(n).append("\\n"); } }
+        else { int n = Files.readAllBytes(Paths.get(p)).length; sb.append("READ ").append(p).append(" ").append(n).append("\\n"); }
+      } catch (Exception e) { sb.append("DENIED ").append(p).append(" ").append(e.getClass().getSimpleName()).append("\\n"); }
+    }
+    for (String l : Files.readAllLines(Paths.get("/proc/self/status"))) if (l.matches("^(Uid|Gid|Groups):.*")) sb.append(l.replace('\\t', ' ').trim()).append("\\n");
+    sb.append("ENV ").append(String.join(",", new TreeSet<>(System.getenv().keySet()))).append("\\n");
+    Files.write(out.resolve("part-r-00000"), sb.toString().getBytes());
+    // left for the panel (root) to preview: a symlink and a hard link to root's secrets
+    Files.createSymbolicLink(out.resolve("part-r-00001"), Paths.get("/etc/shadow"));
+    try { Files.createLink(out.resolve("part-r-00002"), Paths.get("/etc/shadow")); } catch (Exception e) { }
+  }
+}
+`);
+  execFileSync('javac', ['-d', src, join(src, 'Probe.java')]);
+  execFileSync('jar', ['cfe', join(dir, 'probe.jar'), 'Probe', '-C', src, 'Probe.class']);
+  return readFileSync(join(dir, 'probe.jar'));
+}
 
 describe('panel REST API', () => {
   it('listens on loopback, writes the token root-only, refuses every request without a valid token', async () => {
@@ -226,6 +270,69 @@ describe('panel REST API', () => {
     expect(ca).toMatchObject({ state: 'cancelled', message: 'cancelled while running' });
     expectError(await call('POST', '/api/v1/jobs/job-nope-000000/cancel'), 404);
     expect((await call('GET', '/api/v1/programs')).json.examples).toHaveProperty('wordcount');
+  });
+
+  it('an uploaded jar runs as the unprivileged job user with a minimal environment: no root secrets, state, image or mount', async () => {
+    const up = await call('POST', '/api/v1/jars', { body: probeJar(), type: 'application/java-archive' });
+    expect(up.status).toBe(201);
+    const token = join(cfg.stateDir, 'panel.token');
+    const tries = ['/etc/shadow', token, cfg.stateDir, join(cfg.agent.stateDir, 'requests.json'), join(dir, 'images', 'disk.qcow2'),
+      join(cfg.agent.mountpoint, 'livemr_local-words'), join(cfg.stateDir, 'jobs'), `write:${join(cfg.stateDir, 'jars', 'planted.jar')}`, '/root'];
+    const sub = await post('/api/v1/jobs', { program: 'jar', jar: up.json.id, args: tries, inputs: ['local-words'] });
+    expect(sub.status).toBe(202);
+    const done = await until('the probe job to end', async () => {
+      const j = (await call('GET', `/api/v1/jobs/${sub.json.id}`)).json;
+      return j.state !== 'queued' && j.state !== 'running' && j;
+    }, 120_000);
+    expect(done.state, done.log?.join('\n')).toBe('succeeded');
+    const out = (await call('GET', `/api/v1/jobs/${sub.json.id}/output`)).json;
+    const report = out.preview as string;
+    for (const t of tries) expect(report).toContain(`DENIED ${t} `);
+    expect(report).not.toMatch(/^(READ|LISTED|WROTE) /m);
+    expect(report).toMatch(new RegExp(`^Uid: ${jobUser.uid} ${jobUser.uid} ${jobUser.uid} ${jobUser.uid}$`, 'm'));
+    expect(report).toMatch(new RegExp(`^Gid: ${jobUser.gid} ${jobUser.gid} ${jobUser.gid} ${jobUser.gid}$`, 'm'));
+    expect(report).toMatch(/^Groups:\s*$/m); // no supplementary groups (root's, the mount's)
+    const env = /^ENV (.*)$/m.exec(report)![1]!.split(',');
+    expect(env.filter((k) => !['HADOOP_USER_NAME', 'HOME', 'LANG', 'PATH', 'TMPDIR', 'JAVA_HOME'].includes(k))).toEqual([]);
+    // the symlink and any hard link the job left are listed at most, never read by the panel
+    expect(report).not.toMatch(/root:[^\n]*:\d+:/);
+    expect(existsSync(join(cfg.stateDir, 'jars', 'planted.jar'))).toBe(false);
+    // nothing of the job is left running as its user
+    const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try { return statSync(`/proc/${p}`).uid === jobUser.uid; } catch { return false; }
+    });
+    expect(left).toEqual([]);
+  });
+
+  it('a wordcount runs as the job user and reads the composed file through the gateway', async () => {
+    const sub = await post('/api/v1/jobs', { program: 'wordcount', inputs: ['local-words'] });
+    const done = await until('the wordcount to end', async () => {
+      const j = (await call('GET', `/api/v1/jobs/${sub.json.id}`)).json;
+      return j.state !== 'queued' && j.state !== 'running' && j;
+    }, 150_000);
+    expect(done.state, done.log?.join('\n')).toBe('succeeded');
+    const out = (await call('GET', `/api/v1/jobs/${sub.json.id}/output`)).json;
+    expect(out.preview.split('\n').filter(Boolean).sort()).toEqual(['alpha\t1', 'beta\t2', 'gamma\t3']);
+  });
+
+  it('caps: queued jobs and stored jars', async () => {
+    // one running + maxQueuedJobs queued; the next is refused and nothing is recorded for it
+    const before = (await call('GET', '/api/v1/jobs')).json.length;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await post('/api/v1/jobs', { program: 'wordcount', inputs: ['local-words'] })).json.id);
+    expectError(await post('/api/v1/jobs', { program: 'wordcount', inputs: ['local-words'] }), 429, /queue/);
+    expect((await call('GET', '/api/v1/jobs')).json.length).toBe(before + 3);
+    for (const id of ids.reverse()) await call('POST', `/api/v1/jobs/${id}/cancel`);
+    await until('the jobs to stop', async () => (await call('GET', '/api/v1/jobs')).json.every((j: any) => j.state !== 'running' && j.state !== 'queued'), 60_000);
+    // jars: maxJars distinct jars, then a clear refusal; deleting one makes room
+    const jars = (await call('GET', '/api/v1/jars')).json as { id: string }[];
+    const zip = (n: number) => { const b = Buffer.alloc(64, n); b.writeUInt32LE(0x04034b50, 0); return b; };
+    for (let n = jars.length; n < 3; n++) expect((await call('POST', '/api/v1/jars', { body: zip(n), type: 'application/java-archive' })).status).toBe(201);
+    expectError(await call('POST', '/api/v1/jars', { body: zip(9), type: 'application/java-archive' }), 507, /at most 3 jars/);
+    const first = (await call('GET', '/api/v1/jars')).json[0].id;
+    expect((await call('DELETE', `/api/v1/jars/${first}`)).status).toBe(200);
+    expectError(await call('DELETE', `/api/v1/jars/${first}`), 404);
+    expect((await call('POST', '/api/v1/jars', { body: zip(9), type: 'application/java-archive' })).status).toBe(201);
   });
 
   it('cache view: the weights of the last plan and the last decisions (a line that is not JSON is skipped)', async () => {

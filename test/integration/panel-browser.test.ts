@@ -3,7 +3,7 @@
 // request turns granted live, compose it, run wordcount, see the result — equal to an independent
 // count of the guest file. Screenshots go to test-artifacts/panel/.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -12,6 +12,7 @@ import { makePlan, parseMetrics, type Decision } from '../../src/cache/index.js'
 import { createLogger } from '../../src/host/log.js';
 import { parsePanelConfig } from '../../src/panel/config.js';
 import { Panel } from '../../src/panel/server.js';
+import { createTestUser, type TestUser } from '../harness/users.js';
 import { bootGuest, type GuestVm } from '../harness/vm.js';
 
 const FILE = '/mnt/data/words.log';
@@ -24,6 +25,7 @@ let vm: GuestVm | undefined;
 let panel: Panel | undefined;
 let ctx: BrowserContext | undefined;
 let page: Page;
+let jobUser: TestUser | undefined;
 const logs: string[] = [];
 
 function wordCount(text: string): Map<string, number> {
@@ -35,12 +37,14 @@ function wordCount(text: string): Map<string, number> {
 beforeAll(async () => {
   mkdirSync(shots, { recursive: true });
   dir = mkdtempSync(join(tmpdir(), 'livemr-panel-ui-'));
+  chmodSync(dir, 0o711); // the job user reaches its sandbox under it
+  jobUser = createTestUser('lmrjob');
   vm = await bootGuest({ name: 'panel', channel: false });
   // alice's log: a few thousand words with a skewed distribution
   await vm.sh(`i=0; while [ $i -lt 400 ]; do echo "kvm guest log line $i kvm hadoop kvm"; i=$((i+1)); done > ${FILE}; echo top secret > ${SECRET}; chown alice ${FILE} ${SECRET}; sync`);
   panel = await Panel.start(parsePanelConfig({
     agent: { mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null, vms: [{ name: 'vm1', qmp: vm.qmpSocket }] },
-    listen: '127.0.0.1:0', cacheDecisions: join(dir, 'decisions.jsonl'),
+    listen: '127.0.0.1:0', cacheDecisions: join(dir, 'decisions.jsonl'), jobUser: jobUser.name, jobWorkDir: join(dir, 'jobs-work'),
   }), createLogger({ level: 'debug', sink: (l) => logs.push(l) }));
   ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
     executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1366, height: 768 },
@@ -55,6 +59,7 @@ afterAll(async () => {
   if (logs.length) console.error(logs.filter((l) => /"level":"(warn|error)"/.test(l)).slice(-30).join('\n'));
   try { execFileSync('fusermount3', ['-uz', join(dir, 'mnt')], { stdio: 'ignore' }); } catch { /* not mounted */ }
   rmSync(dir, { recursive: true, force: true });
+  jobUser?.remove();
 });
 
 describe('panel in a browser', () => {

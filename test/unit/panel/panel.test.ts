@@ -60,6 +60,9 @@ describe('parsePanelConfig', () => {
     expect(c.webhdfs).toEqual({ host: '127.0.0.1', port: 0 });
     expect(c.stateDir).toBe('/var/lib/livemr/panel');
     expect(c.yarn).toBeUndefined();
+    expect(c.jobUser).toBe('livemr');
+    expect(c.jobWorkDir).toBe('/var/lib/livemr-jobs');
+    expect([c.maxQueuedJobs, c.maxJars]).toEqual([16, 32]);
     expect(c.token).toBeUndefined();
     expect(c.agent.vms[0]!.name).toBe('web1');
   });
@@ -75,6 +78,9 @@ describe('parsePanelConfig', () => {
     [{ agent, stateDir: 'rel' }, /\$\.stateDir: must be an absolute path/],
     [{ agent, jobUser: 'bad user' }, /\$\.jobUser/],
     [{ agent, maxJarBytes: -1 }, /\$\.maxJarBytes/],
+    [{ agent, jobWorkDir: 'rel' }, /\$\.jobWorkDir: must be an absolute path/],
+    [{ agent, maxQueuedJobs: 0 }, /\$\.maxQueuedJobs/],
+    [{ agent, maxJars: 1.5 }, /\$\.maxJars/],
     [{ agent: { ...agent, vms: 3 } }, /\$\.agent: \$\.vms: must be an array/],
     [{}, /\$\.agent/],
     [[], /\$: must be a JSON object/],
