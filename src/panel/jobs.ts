@@ -17,7 +17,7 @@ import {
   chmodSync, chownSync, closeSync, constants, copyFileSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync,
   readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { hadoopInstall, progressLog4jText } from './hadoop.js';
 
 /** Programs of hadoop-mapreduce-examples that take `IN... OUT` (grep takes a regex after them). */
