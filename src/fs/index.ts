@@ -12,6 +12,6 @@ export {
   type ResolvedSegment,
   type SegmentSpec,
 } from './store.js';
-export { ComposedMount, cleanStaleMount, resolveGroup, type MountOptions } from './mount.js';
+export { ComposedMount, cleanStaleMount, prepareMountpoint, resolveGroup, type MountOptions } from './mount.js';
 export { ControlClient, socketPath, type Request } from './control.js';
 export { runDaemon, type DaemonOptions } from './daemon.js';

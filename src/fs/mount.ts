@@ -72,6 +72,20 @@ export function cleanStaleMount(mountpoint: string): boolean {
   return true;
 }
 
+/**
+ * Makes `mountpoint` usable for a new mount: a stale mount a killed daemon left there is cleaned
+ * first — anything else (mkdir, stat) on a stale mount fails with ENOTCONN — then the directory is
+ * created if missing.
+ */
+export function prepareMountpoint(mountpoint: string): void {
+  try {
+    cleanStaleMount(mountpoint);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  fs.mkdirSync(mountpoint, { recursive: true });
+}
+
 export class ComposedMount {
   /** Resolves with the session loop's return code once the FUSE session has ended. */
   readonly closed: Promise<number>;

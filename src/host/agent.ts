@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Server as NetServer } from 'node:net';
-import { ComposedMount, CompositionStore } from '../fs/index.js';
+import { ComposedMount, CompositionStore, prepareMountpoint } from '../fs/index.js';
 import { serveControl, socketPath } from '../fs/control.js';
 import type { AgentConfig } from './config.js';
 import { createLogger, type Logger } from './log.js';
@@ -99,7 +99,7 @@ export class HostAgent {
     // state is root-only: it names image files and guest paths
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
     chmodSync(cfg.stateDir, 0o700);
-    mkdirSync(cfg.mountpoint, { recursive: true });
+    prepareMountpoint(cfg.mountpoint); // after kill -9: clean the stale mount before touching it
     const store = CompositionStore.open(cfg.stateDir);
     let mount: ComposedMount;
     try {
