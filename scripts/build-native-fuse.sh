@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the composed-files FUSE addon (src/fs/native/*.c) into build/livemr_fuse.node.
-# Offline: uses the system libfuse3 (pkg-config fuse3) and the Node headers already on the machine.
+# Also the package's install script (npm install -g livemr-VERSION.tgz), so every error names the
+# apt package to install. Offline: uses the system libfuse3 (pkg-config fuse3) and the Node headers already on the machine.
 # Rebuilds only when the sources, this script or the compiler flags change (stamp = their hash).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,8 @@ out=build/livemr_fuse.node
 stamp=build/livemr_fuse.stamp
 srcs=(src/fs/native/*.c)
 
-command -v cc >/dev/null || die "no C compiler (cc): install build-essential (scripts/apt-packages.txt)"
-command -v pkg-config >/dev/null || die "pkg-config missing: install pkg-config (scripts/apt-packages.txt)"
+command -v cc >/dev/null || die "no C compiler (cc): apt-get install build-essential"
+command -v pkg-config >/dev/null || die "pkg-config missing: apt-get install pkg-config"
 pkg-config --exists fuse3 || die "libfuse3 development files missing: apt-get install libfuse3-dev"
 
 source scripts/lib/node-headers.sh

@@ -7,4 +7,4 @@ if [[ -z $node_inc ]]; then
   done
 fi
 [[ -n $node_inc && -f $node_inc/node_api.h ]] ||
-  die "Node headers (node_api.h) not found in <node prefix>/include/node, /usr/include/node or /usr/local/include/node; set LIVEMR_NODE_INCLUDE (no download is attempted)"
+  die "Node headers (node_api.h) not found in <node prefix>/include/node, /usr/include/node or /usr/local/include/node: with Debian's nodejs, apt-get install libnode-dev (NodeSource's nodejs ships them); or set LIVEMR_NODE_INCLUDE (no download is attempted)"

@@ -1,9 +1,7 @@
 // `livemr cache`: AC-SSD weights. `plan` prints the weights table from a metrics file or from live
 // VMs (two samples over --sample seconds); `run` runs the closed loop. See docs/cache.md.
 
-import { parseArgs } from 'node:util';
 import {
-  CacheError,
   makePlan,
   formatPlan,
   parseLoopConfig,
@@ -16,31 +14,7 @@ import {
   type Decision,
   type SolverName,
 } from '../cache/index.js';
-import { UsageError } from './main.js';
-
-const USAGE = `usage:
-  livemr cache plan (--metrics FILE | --vms CONFIG [--sample S]) [--solver auto|exact|ga] [--seed N] [--json]
-  livemr cache run --vms CONFIG [--interval S] [--steps N] [--dry-run]`;
-
-export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  try {
-    if (sub === 'plan') return await plan(rest);
-    if (sub === 'run') return await loop(rest);
-    if (sub === '-h' || sub === '--help') {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-  } catch (e) {
-    if (e instanceof CacheError) {
-      process.stderr.write(`livemr cache: ${e.name}: ${e.message}\n`);
-      return 1;
-    }
-    if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) throw new UsageError(`${(e as Error).message}\n${USAGE}`);
-    throw e;
-  }
-  throw new UsageError(USAGE);
-}
+import { command, UsageError, type Values } from './args.js';
 
 function positiveNumber(v: string | undefined, what: string, dflt: number): number {
   if (v === undefined) return dflt;
@@ -49,19 +23,17 @@ function positiveNumber(v: string | undefined, what: string, dflt: number): numb
   return n;
 }
 
-async function plan(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      metrics: { type: 'string' },
-      vms: { type: 'string' },
-      sample: { type: 'string' },
-      solver: { type: 'string' },
-      seed: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
-  if (!values.metrics === !values.vms) throw new UsageError(`give exactly one of --metrics or --vms\n${USAGE}`);
+const PLAN = {
+  metrics: { type: 'string', arg: 'FILE', help: 'per-VM metrics file (docs/cache.md)' },
+  vms: { type: 'string', arg: 'CONFIG', help: 'loop configuration: sample the live VMs it names instead' },
+  sample: { type: 'string', arg: 'S', help: 'with --vms: seconds between the two samples (default 2)' },
+  solver: { type: 'string', arg: 'auto|exact|ga', help: 'weights solver (default auto)' },
+  seed: { type: 'string', arg: 'N', help: 'seed of the genetic solver (default 1)' },
+  json: { type: 'boolean', help: 'the plan as JSON' },
+} as const;
+
+async function plan(values: Values<typeof PLAN>): Promise<number> {
+  if (!values.metrics === !values.vms) throw new UsageError('give exactly one of --metrics or --vms');
   const solver = (values.solver ?? 'auto') as SolverName;
   if (!SOLVERS.includes(solver)) throw new UsageError(`--solver must be one of ${SOLVERS.join(', ')}`);
   const seed = positiveNumber(values.seed, '--seed', 1);
@@ -100,17 +72,15 @@ async function plan(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function loop(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      vms: { type: 'string' },
-      interval: { type: 'string' },
-      steps: { type: 'string' },
-      'dry-run': { type: 'boolean' },
-    },
-  });
-  if (!values.vms) throw new UsageError(`--vms CONFIG is required\n${USAGE}`);
+const LOOP = {
+  vms: { type: 'string', arg: 'CONFIG', help: 'loop configuration (docs/cache.md), required' },
+  interval: { type: 'string', arg: 'S', help: "seconds between decisions (default: the configuration's intervalSeconds, else 10)" },
+  steps: { type: 'string', arg: 'N', help: 'stop after N decisions (default: until SIGTERM/SIGINT)' },
+  'dry-run': { type: 'boolean', help: 'print the decisions, apply nothing' },
+} as const;
+
+async function loop(values: Values<typeof LOOP>): Promise<number> {
+  if (!values.vms) throw new UsageError('--vms CONFIG is required');
   const cfg = parseLoopConfig(readJsonFile(values.vms));
   const interval = positiveNumber(values.interval, '--interval', cfg.intervalSeconds ?? 10);
   const steps = values.steps === undefined ? Infinity : positiveNumber(values.steps, '--steps', 1);
@@ -129,3 +99,8 @@ async function loop(argv: string[]): Promise<number> {
   }
   return 0;
 }
+
+export const commands = [
+  command({ name: 'cache plan', summary: 'AC-SSD cache-space and IOPS weights from a metrics file or two samples of live VMs', options: PLAN, run: ({ values }) => plan(values) }),
+  command({ name: 'cache run', summary: 'run the AC-SSD closed loop on live VMs until SIGTERM/SIGINT', options: LOOP, run: ({ values }) => loop(values) }),
+];

@@ -8,15 +8,7 @@ import * as path from 'node:path';
 import { ControlClient } from '../fs/control.js';
 import { runDaemon } from '../fs/daemon.js';
 import { CompositionStore, type CompositionInfo, type SegmentSpec } from '../fs/store.js';
-import { UsageError } from './main.js';
-
-const USAGE = `usage:
-  livemr mount MOUNTPOINT --state DIR [--group GROUP] [--splice] [--debug]
-  livemr umount [MOUNTPOINT] [--state DIR]
-  livemr compose NAME (--segment FILE:OFFSET:LENGTH | --zero LENGTH)... [--direct-io] [--state DIR]
-  livemr decompose NAME [--state DIR]
-  livemr ls [--json] [--state DIR]
-DIR defaults to $LIVEMR_STATE or /var/lib/livemr.`;
+import { command, type Token, UsageError } from './args.js';
 
 function defaultState(): string {
   return process.env.LIVEMR_STATE ?? '/var/lib/livemr';
@@ -38,35 +30,24 @@ export function parseSegment(spec: string): SegmentSpec {
   return { file: path.resolve(m[1]!), offset: parseSize(m[2]!, 'OFFSET'), length };
 }
 
-interface Parsed {
-  positional: string[];
-  state: string;
-  flags: Set<string>;
-  values: Map<string, string>;
-  segments: SegmentSpec[];
-}
+const STATE = {
+  state: { type: 'string', arg: 'DIR', help: 'state directory (default $LIVEMR_STATE or /var/lib/livemr)' },
+} as const;
+const stateOf = (v: { state?: string | undefined }) => v.state ?? defaultState();
 
-function parse(argv: string[], flags: string[], valued: string[]): Parsed {
-  const p: Parsed = { positional: [], state: defaultState(), flags: new Set(), values: new Map(), segments: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value\n${USAGE}`);
-      return v;
-    };
-    if (a === '--state') p.state = value();
-    else if (a === '--segment' && valued.includes(a)) p.segments.push(parseSegment(value()));
-    else if (a === '--zero' && valued.includes(a)) {
-      const length = parseSize(value(), '--zero LENGTH');
+/** --segment and --zero in the order given: they are the file's pieces, front to back. */
+function segmentsOf(tokens: Token[]): SegmentSpec[] {
+  const out: SegmentSpec[] = [];
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.value === undefined) continue;
+    if (t.name === 'segment') out.push(parseSegment(t.value));
+    else if (t.name === 'zero') {
+      const length = parseSize(t.value, '--zero LENGTH');
       if (length === 0) throw new UsageError('--zero needs a positive length');
-      p.segments.push({ zero: true, length });
-    } else if (valued.includes(a)) p.values.set(a, value());
-    else if (flags.includes(a)) p.flags.add(a);
-    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}\n${USAGE}`);
-    else p.positional.push(a);
+      out.push({ zero: true, length });
+    }
   }
-  return p;
+  return out;
 }
 
 /** Runs `fn` against the daemon when one listens, else against the state directory directly. */
@@ -98,77 +79,110 @@ function formatList(list: CompositionInfo[]): string {
   return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case 'mount': {
-      const p = parse(rest, ['--splice', '--debug'], ['--group']);
-      if (p.positional.length !== 1) throw new UsageError(`mount needs exactly one MOUNTPOINT\n${USAGE}`);
-      const group = p.values.get('--group');
-      return runDaemon({
-        mountpoint: p.positional[0]!,
-        stateDir: path.resolve(p.state),
-        ...(group === undefined ? {} : { group }),
-        splice: p.flags.has('--splice'),
-        debug: p.flags.has('--debug'),
-      });
-    }
-    case 'umount': {
-      const p = parse(rest, [], []);
-      if (p.positional.length > 1) throw new UsageError(USAGE);
-      const mp = p.positional[0];
-      if (mp) {
-        const ok = spawnSync('fusermount3', ['-u', mp], { stdio: 'inherit' }).status === 0;
-        if (!ok && spawnSync('fusermount3', ['-u', '-z', mp], { stdio: 'inherit' }).status !== 0) return 1;
-        return 0;
-      }
-      const client = await ControlClient.connect(p.state);
-      if (!client) {
-        process.stderr.write(`livemr umount: no daemon listens in ${p.state}\n`);
-        return 1;
-      }
-      await client.request({ op: 'shutdown' });
-      client.close();
-      // the daemon removes its lock once it has unmounted
-      const lock = path.join(p.state, 'lock');
-      for (let i = 0; i < 100 && fs.existsSync(lock); i++) await new Promise((r) => setTimeout(r, 100));
-      return fs.existsSync(lock) ? 1 : 0;
-    }
-    case 'compose': {
-      const p = parse(rest, ['--direct-io'], ['--segment', '--zero']);
-      if (p.positional.length !== 1 || p.segments.length === 0)
-        throw new UsageError(`compose needs NAME and at least one --segment or --zero\n${USAGE}`);
-      const name = p.positional[0]!;
-      const directIo = p.flags.has('--direct-io') ? true : undefined;
-      for (const s of p.segments)
-        if ('file' in s && !fs.existsSync(s.file)) process.stderr.write(`livemr compose: warning: ${s.file} does not exist (reads give EIO)\n`);
-      const info = await withStore(
-        p.state,
-        (c) => c.compose(name, p.segments, directIo),
-        (s) => s.compose(name, p.segments, directIo === undefined ? {} : { directIo }),
-      );
-      process.stdout.write(`${info.fileName} ${info.size} bytes, ${info.segments} segments\n`);
+const mount = command({
+  name: 'mount',
+  summary: 'mount the composed files read-only on MOUNTPOINT (FUSE) and serve them until SIGTERM or `livemr umount`',
+  args: 'MOUNTPOINT',
+  positionals: 1,
+  options: {
+    ...STATE,
+    group: { type: 'string', arg: 'GROUP', help: 'let members of GROUP read the files too (docs/fs.md); default: root only' },
+    splice: { type: 'boolean', help: 'splice reads from the backing files (docs/fs.md)' },
+    debug: { type: 'boolean', help: 'libfuse debug output' },
+  },
+  run: ({ values, positionals }) => runDaemon({
+    mountpoint: positionals[0]!,
+    stateDir: path.resolve(stateOf(values)),
+    ...(values.group === undefined ? {} : { group: values.group }),
+    splice: values.splice ?? false,
+    debug: values.debug ?? false,
+  }),
+});
+
+const umount = command({
+  name: 'umount',
+  summary: 'unmount: stop the daemon of the state directory, or unmount MOUNTPOINT with fusermount3',
+  args: '[MOUNTPOINT]',
+  positionals: [0, 1],
+  options: STATE,
+  async run({ values, positionals }) {
+    const mp = positionals[0];
+    if (mp) {
+      const ok = spawnSync('fusermount3', ['-u', mp], { stdio: 'inherit' }).status === 0;
+      if (!ok && spawnSync('fusermount3', ['-u', '-z', mp], { stdio: 'inherit' }).status !== 0) return 1;
       return 0;
     }
-    case 'decompose': {
-      const p = parse(rest, [], []);
-      if (p.positional.length !== 1) throw new UsageError(`decompose needs NAME\n${USAGE}`);
-      const name = p.positional[0]!;
-      const removed = await withStore(p.state, (c) => c.decompose(name), (s) => s.remove(name));
-      if (!removed) {
-        process.stderr.write(`livemr decompose: no composed file '${name}'\n`);
-        return 1;
-      }
-      return 0;
+    const state = stateOf(values);
+    const client = await ControlClient.connect(state);
+    if (!client) {
+      process.stderr.write(`livemr umount: no daemon listens in ${state}\n`);
+      return 1;
     }
-    case 'ls': {
-      const p = parse(rest, ['--json'], []);
-      if (p.positional.length) throw new UsageError(USAGE);
-      const list = fs.existsSync(p.state) ? await withStore(p.state, (c) => c.list(), (s) => s.list()) : [];
-      process.stdout.write(p.flags.has('--json') ? JSON.stringify(list, null, 2) + '\n' : formatList(list));
-      return 0;
+    await client.request({ op: 'shutdown' });
+    client.close();
+    // the daemon removes its lock once it has unmounted
+    const lock = path.join(state, 'lock');
+    for (let i = 0; i < 100 && fs.existsSync(lock); i++) await new Promise((r) => setTimeout(r, 100));
+    return fs.existsSync(lock) ? 1 : 0;
+  },
+});
+
+const compose = command({
+  name: 'compose',
+  summary: 'create livemr_NAME, or extend it, from byte ranges of host files and zero runs, in the order given',
+  args: 'NAME',
+  positionals: 1,
+  options: {
+    ...STATE,
+    segment: { type: 'string', multiple: true, arg: 'FILE:OFFSET:LENGTH', help: 'LENGTH bytes of FILE at OFFSET (decimal or 0x hex)' },
+    zero: { type: 'string', multiple: true, arg: 'LENGTH', help: 'LENGTH zero bytes' },
+    'direct-io': { type: 'boolean', help: 'serve the file with direct_io (no page cache on the mount)' },
+  },
+  notes: 'Talks to the running `livemr mount` daemon, or, when none runs, writes the state directory (replayed when it starts).',
+  async run({ values, positionals, tokens }) {
+    const segments = segmentsOf(tokens);
+    if (segments.length === 0) throw new UsageError('give at least one --segment or --zero');
+    const name = positionals[0]!;
+    const directIo = values['direct-io'] ? true : undefined;
+    for (const s of segments)
+      if ('file' in s && !fs.existsSync(s.file)) process.stderr.write(`livemr compose: warning: ${s.file} does not exist (reads give EIO)\n`);
+    const info = await withStore(
+      stateOf(values),
+      (c) => c.compose(name, segments, directIo),
+      (s) => s.compose(name, segments, directIo === undefined ? {} : { directIo }),
+    );
+    process.stdout.write(`${info.fileName} ${info.size} bytes, ${info.segments} segments\n`);
+    return 0;
+  },
+});
+
+const decompose = command({
+  name: 'decompose',
+  summary: 'remove the composed file livemr_NAME',
+  args: 'NAME',
+  positionals: 1,
+  options: STATE,
+  async run({ values, positionals }) {
+    const name = positionals[0]!;
+    const removed = await withStore(stateOf(values), (c) => c.decompose(name), (s) => s.remove(name));
+    if (!removed) {
+      process.stderr.write(`livemr decompose: no composed file '${name}'\n`);
+      return 1;
     }
-    default:
-      throw new UsageError(USAGE);
-  }
-}
+    return 0;
+  },
+});
+
+const ls = command({
+  name: 'ls',
+  summary: 'list the composed files',
+  options: { ...STATE, json: { type: 'boolean', help: 'as JSON' } },
+  async run({ values }) {
+    const state = stateOf(values);
+    const list = fs.existsSync(state) ? await withStore(state, (c) => c.list(), (s) => s.list()) : [];
+    process.stdout.write(values.json ? JSON.stringify(list, null, 2) + '\n' : formatList(list));
+    return 0;
+  },
+});
+
+export const commands = [mount, umount, compose, decompose, ls];

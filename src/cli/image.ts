@@ -1,17 +1,13 @@
 // `livemr image map|read`: the disk image mapper from the command line.
-import { UsageError } from './main.js';
+import { command, parseCount, UsageError, type Values } from './args.js';
 import { formatQemuMapJson, openImage, toQemuMap, type BackingSpec, type ImageFormat, type OpenImageOptions } from '../image/index.js';
 
-const USAGE = `usage:
-  livemr image map IMAGE [--json] [OPTIONS]          extents, like qemu-img map (--json: its JSON shape + "file")
-  livemr image read IMAGE OFFSET LENGTH [OPTIONS]    the guest-visible bytes, to stdout
-options:
-  -f, --format raw|qcow2         format of IMAGE (probed by default)
-  --backing-chain LIST           layers below IMAGE, nearest first, comma-separated [FORMAT:]PATH
-                                 ('' = no backing file); default: the backing names in the headers
-  --snapshot NAME                map an internal snapshot (id or name) instead of the active L1
-  --data-file PATH               external data file of IMAGE
-  --offset N --length N          (map) restrict to a guest range`;
+const OPEN = {
+  format: { type: 'string', short: 'f', arg: 'raw|qcow2', help: 'format of IMAGE (probed by default)' },
+  'backing-chain': { type: 'string', arg: 'LIST', help: "layers below IMAGE, nearest first, comma-separated [FORMAT:]PATH ('' = no backing file); default: the backing names in the headers" },
+  snapshot: { type: 'string', arg: 'NAME', help: 'map an internal snapshot (id or name) instead of the active L1' },
+  'data-file': { type: 'string', arg: 'PATH', help: 'external data file of IMAGE' },
+} as const;
 
 function parseChain(list: string): BackingSpec[] {
   if (list === '') return [];
@@ -21,39 +17,16 @@ function parseChain(list: string): BackingSpec[] {
   });
 }
 
-function parseNumber(s: string | undefined, what: string): number {
-  if (s === undefined || !/^(0x[0-9a-f]+|\d+)$/i.test(s)) throw new UsageError(`${what} must be a non-negative integer, got '${s ?? ''}'\n${USAGE}`);
-  const n = Number(s);
-  if (!Number.isSafeInteger(n)) throw new UsageError(`${what} is too large`);
-  return n;
-}
-
-interface Parsed { positional: string[]; json: boolean; open: OpenImageOptions; offset?: number; length?: number }
-
-function parse(argv: string[]): Parsed {
-  const out: Parsed = { positional: [], json: false, open: {} };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value\n${USAGE}`);
-      return v;
-    };
-    if (a === '--json') out.json = true;
-    else if (a === '-f' || a === '--format') {
-      const f = value();
-      if (f !== 'raw' && f !== 'qcow2') throw new UsageError(`unknown format '${f}'`);
-      out.open.format = f;
-    } else if (a === '--backing-chain') out.open.backingChain = parseChain(value());
-    else if (a === '--snapshot') out.open.snapshot = value();
-    else if (a === '--data-file') out.open.dataFile = value();
-    else if (a === '--offset') out.offset = parseNumber(value(), '--offset');
-    else if (a === '--length') out.length = parseNumber(value(), '--length');
-    else if (a === '-h' || a === '--help') throw new UsageError(USAGE);
-    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}\n${USAGE}`);
-    else out.positional.push(a);
+function openOptions(v: Values<typeof OPEN>): OpenImageOptions {
+  const o: OpenImageOptions = {};
+  if (v.format !== undefined) {
+    if (v.format !== 'raw' && v.format !== 'qcow2') throw new UsageError(`unknown format '${v.format}'`);
+    o.format = v.format;
   }
-  return out;
+  if (v['backing-chain'] !== undefined) o.backingChain = parseChain(v['backing-chain']);
+  if (v.snapshot !== undefined) o.snapshot = v.snapshot;
+  if (v['data-file'] !== undefined) o.dataFile = v['data-file'];
+  return o;
 }
 
 /** Write to stdout; resolves false once the reader has gone away (EPIPE), so output just stops. */
@@ -63,17 +36,25 @@ function write(chunk: Buffer): Promise<boolean> {
   });
 }
 
-export async function run(argv: string[]): Promise<number> {
-  process.stdout.on('error', () => {}); // EPIPE is reported to write()'s callback
-  const [sub, ...rest] = argv;
-  const p = parse(rest);
-  if (sub === 'map') {
-    if (p.positional.length !== 1) throw new UsageError(USAGE);
-    const img = await openImage(p.positional[0]!, p.open);
+const map = command({
+  name: 'image map',
+  summary: 'extents of IMAGE, like qemu-img map (--json: its JSON shape plus "file")',
+  args: 'IMAGE',
+  positionals: 1,
+  options: {
+    json: { type: 'boolean', help: 'qemu-img map --output=json shape, plus the file of each extent' },
+    offset: { type: 'string', arg: 'N', help: 'restrict to the guest range starting at N' },
+    length: { type: 'string', arg: 'N', help: 'restrict to N bytes of guest range' },
+    ...OPEN,
+  },
+  async run({ values, positionals }) {
+    process.stdout.on('error', () => {}); // EPIPE is reported to write()'s callback
+    const img = await openImage(positionals[0]!, openOptions(values));
     try {
-      const offset = p.offset ?? 0;
-      const entries = toQemuMap(await img.map(offset, p.length ?? img.size - offset));
-      if (p.json) {
+      const offset = values.offset === undefined ? 0 : parseCount(values.offset, '--offset');
+      const length = values.length === undefined ? img.size - offset : parseCount(values.length, '--length');
+      const entries = toQemuMap(await img.map(offset, length));
+      if (values.json) {
         await write(formatQemuMapJson(entries));
       } else {
         const lines = ['Offset           Length           Mapped to        Depth  Kind        File'];
@@ -87,12 +68,20 @@ export async function run(argv: string[]): Promise<number> {
       await img.close();
     }
     return 0;
-  }
-  if (sub === 'read') {
-    if (p.positional.length !== 3) throw new UsageError(USAGE);
-    const offset = parseNumber(p.positional[1], 'OFFSET');
-    const length = parseNumber(p.positional[2], 'LENGTH');
-    const img = await openImage(p.positional[0]!, p.open);
+  },
+});
+
+const read = command({
+  name: 'image read',
+  summary: 'the guest-visible bytes of IMAGE at OFFSET, LENGTH bytes, to stdout',
+  args: 'IMAGE OFFSET LENGTH',
+  positionals: 3,
+  options: OPEN,
+  async run({ values, positionals }) {
+    process.stdout.on('error', () => {});
+    const offset = parseCount(positionals[1], 'OFFSET');
+    const length = parseCount(positionals[2], 'LENGTH');
+    const img = await openImage(positionals[0]!, openOptions(values));
     try {
       const chunk = 4 * 1024 * 1024;
       if (offset + length > img.size) throw new UsageError(`range ${offset}+${length} is outside the disk (${img.size} bytes)`);
@@ -103,6 +92,7 @@ export async function run(argv: string[]): Promise<number> {
       await img.close();
     }
     return 0;
-  }
-  throw new UsageError(USAGE);
-}
+  },
+});
+
+export const commands = [map, read];

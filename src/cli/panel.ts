@@ -3,23 +3,26 @@
 import { createLogger } from '../host/log.js';
 import { loadPanelConfig } from '../panel/config.js';
 import { Panel } from '../panel/server.js';
-import { UsageError } from './main.js';
+import { command, UsageError } from './args.js';
 
-export async function run(argv: string[]): Promise<number> {
-  const i = argv.indexOf('--config');
-  const file = i >= 0 ? argv[i + 1] : undefined;
-  if (!file || argv.length !== 2) throw new UsageError('usage: livemr panel --config FILE');
-  const cfg = loadPanelConfig(file);
-  const log = createLogger({ component: 'panel' });
-  const panel = await Panel.start(cfg, log);
-  process.stdout.write(`LiveMR panel: ${panel.url}/\ntoken: ${panel.token}${cfg.token ? '' : ` (also in ${cfg.stateDir}/panel.token)`}\nWebHDFS for jobs: ${panel.webhdfsBase}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      log.info('signal', { signal: sig });
-      void panel.stop().then(resolve);
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  return 0;
-}
+export const commands = [command({
+  name: 'panel',
+  summary: 'run the control panel (REST API and web UI, with its host agent) until SIGTERM/SIGINT',
+  options: { config: { type: 'string', arg: 'FILE', help: 'the panel configuration (JSON, docs/panel.md), e.g. /etc/livemr/panel.json' } },
+  async run({ values }) {
+    if (!values.config) throw new UsageError('--config FILE is required');
+    const cfg = loadPanelConfig(values.config);
+    const log = createLogger({ component: 'panel' });
+    const panel = await Panel.start(cfg, log);
+    process.stdout.write(`LiveMR panel: ${panel.url}/\ntoken: ${panel.token}${cfg.token ? '' : ` (also in ${cfg.stateDir}/panel.token)`}\nWebHDFS for jobs: ${panel.webhdfsBase}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        log.info('signal', { signal: sig });
+        void panel.stop().then(resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return 0;
+  },
+})];

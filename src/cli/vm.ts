@@ -2,29 +2,25 @@
 
 import { QmpClient } from '../qmp/protocol/client.js';
 import { describeVm, type VmModel } from '../qmp/vm.js';
-import { UsageError } from './main.js';
+import { command } from './args.js';
 
-const USAGE = 'usage: livemr vm info QMP_SOCKET [--json]';
-
-export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === '-h' || sub === '--help') {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  if (sub !== 'info') throw new UsageError(USAGE);
-  const json = rest.includes('--json');
-  const positional = rest.filter((a) => a !== '--json');
-  if (positional.length !== 1 || positional[0]!.startsWith('-')) throw new UsageError(USAGE);
-  const client = await QmpClient.connect(positional[0]!);
-  try {
-    const model = await describeVm(client);
-    process.stdout.write(json ? `${JSON.stringify(model, null, 2)}\n` : formatModel(model));
-    return 0;
-  } finally {
-    await client.close();
-  }
-}
+export const commands = [command({
+  name: 'vm info',
+  summary: "a running VM's run state and disks with their backing chains, through its QMP socket",
+  args: 'QMP_SOCKET',
+  positionals: 1,
+  options: { json: { type: 'boolean', help: 'the model as JSON' } },
+  async run({ values, positionals }) {
+    const client = await QmpClient.connect(positionals[0]!);
+    try {
+      const model = await describeVm(client);
+      process.stdout.write(values.json ? `${JSON.stringify(model, null, 2)}\n` : formatModel(model));
+      return 0;
+    } finally {
+      await client.close();
+    }
+  },
+})];
 
 export function formatModel(m: VmModel): string {
   const out = [`status: ${m.status}`, `disks: ${m.disks.length}`];

@@ -22,10 +22,8 @@ export async function agentRequest<T>(stateDir: string, method: 'GET' | 'POST', 
   });
 }
 
-/** --state DIR, or the stateDir of --config FILE, or /var/lib/livemr. */
-export async function stateDirFromArgs(argv: string[]): Promise<string> {
-  const arg = (k: string) => { const i = argv.indexOf(k); return i >= 0 ? argv[i + 1] : undefined; };
-  const cfg = arg('--config');
-  if (cfg) return (await import('./config.js')).loadConfig(cfg).stateDir;
-  return arg('--state') ?? process.env.LIVEMR_STATE ?? '/var/lib/livemr';
+/** The agent's state directory: the stateDir of `config` (a file), else `state`, else $LIVEMR_STATE or /var/lib/livemr. */
+export async function agentStateDir(o: { state?: string | undefined; config?: string | undefined }): Promise<string> {
+  if (o.config) return (await import('./config.js')).loadConfig(o.config).stateDir;
+  return o.state ?? process.env.LIVEMR_STATE ?? '/var/lib/livemr';
 }

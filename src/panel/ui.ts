@@ -1,6 +1,8 @@
-// The web UI's files: static HTML/CSS and one TypeScript module bundled with esbuild on first use
-// (kept in memory; no build step to go stale).
-import { readFileSync } from 'node:fs';
+// The web UI's files: static HTML/CSS and one TypeScript module. The installed package serves the
+// bundle `npm run build` made (dist/panel/ui/app.js, next to this file once compiled); from the
+// sources (tests, demo) the module is bundled with esbuild on first use, so it never goes stale.
+// Either way the bytes are kept in memory.
+import { existsSync, readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 
@@ -12,7 +14,7 @@ async function load(name: string): Promise<Buffer> {
   const hit = cache.get(name);
   if (hit) return hit;
   let data: Buffer;
-  if (name === 'app.js') {
+  if (name === 'app.js' && !existsSync(join(dir, 'app.js'))) {
     const { build } = await import('esbuild');
     const r = await build({ entryPoints: [join(dir, 'app.ts')], bundle: true, write: false, format: 'esm', target: 'es2022', minify: false, logLevel: 'silent' });
     data = Buffer.from(r.outputFiles[0]!.contents);
