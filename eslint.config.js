@@ -5,7 +5,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['build/**', 'node_modules/**', 'src/panel/ui/**', '**/*.mjs'] },
+  { ignores: ['build/**', 'dist/**', 'node_modules/**', 'src/panel/ui/**', '**/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
