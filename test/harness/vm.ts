@@ -242,7 +242,7 @@ export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Host side of the control agent protocol (vm-images/guest/ctl-agent.ts): JSON lines. */
-class ControlChannel {
+export class ControlChannel {
   private sock?: Socket;
   private buf = '';
   private nextId = 1;
