@@ -4,10 +4,15 @@
 //   record = u32le payload length | u32le crc32(payload) | payload
 //
 // A record counts once its bytes and the fdatasync that follows are done. On open, replay stops at
-// the first record that is incomplete or fails its CRC (a write torn by a crash) and the file is cut
-// back to the last good record. rewrite() replaces the whole log atomically (tmp, fsync, rename,
-// fsync of the directory) for compaction.
+// the first record that is incomplete or fails its CRC. A record that runs past the end of the file
+// with nothing valid after it is a write torn by a crash: the file is cut back to the last good
+// record. A complete record that fails its CRC, or any valid record after the bad one, is damage
+// (disk, a stray write), not a crash — the records it
+// lost may have been removals or shrinks, so replay reports it as `damage` (with a copy of the file
+// as it was) and leaves the decision to the store, which then trusts none of it (docs/fs.md).
+// rewrite() replaces the whole log atomically (tmp, fsync, rename, fsync of the directory).
 
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -18,10 +23,23 @@ const HEADER = 8;
 /** Upper bound of one record: a length field beyond it is corruption, not an allocation request. */
 export const MAX_RECORD = 1 << 30;
 
+export interface JournalDamage {
+  /** file offset of the first bad record */
+  offset: number;
+  reason: string;
+  /** the damaged journal, copied before anything was changed */
+  copy: string;
+  /** valid records found after the damage (they cannot be applied: what lies between is lost) */
+  after: Buffer[];
+}
+
 export interface ReplayResult {
+  /** the valid records before the first bad one */
   records: Buffer[];
-  /** bytes dropped from a torn or corrupt tail */
+  /** bytes dropped from a torn tail */
   droppedBytes: number;
+  /** set when the journal is damaged in the middle; then nothing was cut */
+  damage?: JournalDamage;
 }
 
 export class Journal {
@@ -53,14 +71,27 @@ export class Journal {
       const records: Buffer[] = [];
       let pos = MAGIC.length;
       const hdr = Buffer.alloc(HEADER);
+      let reason = '';
       while (pos + HEADER <= size) {
         fs.readSync(fd, hdr, 0, HEADER, pos);
         const len = hdr.readUInt32LE(0);
-        if (len > MAX_RECORD || pos + HEADER + len > size) break;
+        if (len > MAX_RECORD || pos + HEADER + len > size) { reason = `length ${len} runs past the end`; break; }
         const payload = Buffer.allocUnsafe(len);
-        if (fs.readSync(fd, payload, 0, len, pos + HEADER) !== len || crc32(payload) !== hdr.readUInt32LE(4)) break;
+        if (fs.readSync(fd, payload, 0, len, pos + HEADER) !== len || crc32(payload) !== hdr.readUInt32LE(4)) { reason = 'CRC mismatch'; break; }
         records.push(payload);
         pos += HEADER + len;
+      }
+      const after = pos < size ? validRecordsAfter(fd, pos + 1, size) : [];
+      // a torn append runs past the end of the file; a complete record that fails its CRC, or valid
+      // records after the bad one, mean damage
+      if (reason === 'CRC mismatch' || after.length > 0) {
+        const copy = `${file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`;
+        fs.copyFileSync(file, copy, fs.constants.COPYFILE_EXCL);
+        fs.chmodSync(copy, 0o600);
+        const cfd = fs.openSync(copy, 'r');
+        try { fs.fsyncSync(cfd); } finally { fs.closeSync(cfd); }
+        syncDir(path.dirname(file));
+        return { journal: new Journal(file, fd, size), replay: { records, droppedBytes: 0, damage: { offset: pos, reason, copy, after } } };
       }
       if (pos < size) {
         fs.ftruncateSync(fd, pos);
@@ -133,6 +164,31 @@ export class Journal {
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
   }
+}
+
+/**
+ * The valid records of [from, size): scanning byte by byte for a header whose length fits and whose
+ * CRC matches its payload, then following the chain from there. A torn tail has none (a CRC32 of
+ * random bytes matches by chance with probability 2^-32 per candidate; a zero length is no record).
+ */
+function validRecordsAfter(fd: number, from: number, size: number): Buffer[] {
+  if (from + HEADER > size) return [];
+  const rest = Buffer.allocUnsafe(size - from);
+  fs.readSync(fd, rest, 0, rest.length, from);
+  for (let i = 0; i + HEADER <= rest.length; i++) {
+    const found: Buffer[] = [];
+    let p = i;
+    while (p + HEADER <= rest.length) {
+      const len = rest.readUInt32LE(p);
+      if (len === 0 || p + HEADER + len > rest.length) break;
+      const payload = rest.subarray(p + HEADER, p + HEADER + len);
+      if (crc32(payload) !== rest.readUInt32LE(p + 4)) break;
+      found.push(Buffer.from(payload));
+      p += HEADER + len;
+    }
+    if (found.length) return found;
+  }
+  return [];
 }
 
 function writeAll(fd: number, buf: Buffer, pos: number): void {

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FsError } from './errors.js';
-import { Journal } from './journal.js';
+import { Journal, type JournalDamage } from './journal.js';
 import { SegmentList, ZERO_SOURCE, type SegmentTable } from './segments.js';
 
 /** A piece of a composed file: a byte range of a source file, or zeros. */
@@ -205,9 +205,21 @@ export interface StoreEvents {
   remove: [name: string];
 }
 
+/** What a damaged journal cost: the files it named are withheld (not served) until re-created. */
+export interface StoreDamage {
+  /** the damaged journal as it was */
+  copy: string;
+  offset: number;
+  reason: string;
+  /** files the journal named that are not served */
+  withheld: string[];
+}
+
 export class CompositionStore extends EventEmitter<StoreEvents> {
   private readonly files = new Map<string, Composition>();
   private closed = false;
+  /** set when the journal was found damaged at open (see open) */
+  damage?: StoreDamage;
 
   private constructor(
     readonly stateDir: string,
@@ -230,6 +242,10 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
       throw e;
     }
     const store = new CompositionStore(stateDir, opened.journal, lockFile);
+    if (opened.replay.damage) {
+      store.withholdAll(opened.replay.records, opened.replay.damage);
+      return store;
+    }
     for (const rec of opened.replay.records) {
       try {
         const { op, segs } = decode(rec);
@@ -242,6 +258,23 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
     for (const c of store.files.values()) c.segments.compact();
     if (opened.replay.droppedBytes > 0 || store.journal.size > 2 * store.liveBytes() + (1 << 20)) store.compact();
     return store;
+  }
+
+  /**
+   * A journal damaged in the middle lost records we cannot read — any of them may have been the
+   * removal or shrink of any file — so no file it names is trusted: none is served, the journal
+   * starts empty (its copy keeps the evidence) and the loss is said loudly. Guest files come back
+   * when their VM's guest shares them again; other compositions must be composed again.
+   */
+  private withholdAll(before: Buffer[], d: JournalDamage): void {
+    const names = new Set<string>();
+    for (const rec of [...before, ...d.after]) {
+      try { names.add(decode(rec).op.name); } catch { /* undecodable: its name is lost too */ }
+    }
+    this.damage = { copy: d.copy, offset: d.offset, reason: d.reason, withheld: [...names].sort() };
+    this.journal.rewrite([]);
+    process.stderr.write(`livemr: JOURNAL DAMAGED: ${this.journal.file} at byte ${d.offset} (${d.reason}), ${d.after.length} valid record(s) after it; ` +
+      `a copy is in ${d.copy}; withholding all ${names.size} file(s) it named until they are shared or composed again: ${[...names].sort().join(', ') || '(none)'}\n`);
   }
 
   get(name: string): Composition | undefined {

@@ -22,6 +22,7 @@ export class JournalFollower implements CompositionSource {
   private fd = -1;
   private ino = 0;
   private pos = 0;
+  private damagedAt = -1;
   private watcher: fs.FSWatcher | undefined;
   private readonly file: string;
 
@@ -85,6 +86,7 @@ export class JournalFollower implements CompositionSource {
     }
     this.ino = fs.fstatSync(this.fd).ino;
     this.pos = 0;
+    this.damagedAt = -1;
     const old = this.files;
     const fresh = new Map<string, Composition>();
     this.readNew(fresh, () => {});
@@ -110,11 +112,11 @@ export class JournalFollower implements CompositionSource {
     while (this.pos + 8 <= size) {
       fs.readSync(this.fd, hdr, 0, 8, this.pos);
       const len = hdr.readUInt32LE(0);
-      if (len > MAX_RECORD) return this.log(`${this.file}: bad record length at ${this.pos}`);
+      if (len > MAX_RECORD) return this.withholdAll(files, emit, `bad record length at ${this.pos}`);
       if (this.pos + 8 + len > size) return; // still being written: the next event brings the rest
       const payload = Buffer.allocUnsafe(len);
       fs.readSync(this.fd, payload, 0, len, this.pos + 8);
-      if (crc32(payload) !== hdr.readUInt32LE(4)) return this.log(`${this.file}: bad record CRC at ${this.pos}`);
+      if (crc32(payload) !== hdr.readUInt32LE(4)) return this.withholdAll(files, emit, `bad record CRC at ${this.pos}`);
       this.pos += 8 + len;
       try {
         const ev = apply(files, payload);
@@ -122,6 +124,20 @@ export class JournalFollower implements CompositionSource {
       } catch (e) {
         this.log(`${this.file}: skipping record: ${(e as Error).message}`);
       }
+    }
+  }
+
+  /**
+   * A complete record that fails its CRC is damage, not a write in progress: what it said (maybe a
+   * removal) is lost, so nothing of this journal is served until the owner rewrites it (its store
+   * withholds everything and starts a fresh journal, which we then re-read).
+   */
+  private withholdAll(files: Map<string, Composition>, emit: (ev: SourceEvent) => void, why: string): void {
+    if (this.damagedAt !== this.pos) this.log(`${this.file}: JOURNAL DAMAGED (${why}): withholding all ${files.size} file(s) until it is rewritten`);
+    this.damagedAt = this.pos;
+    for (const name of [...files.keys()]) {
+      files.delete(name);
+      emit({ type: 'remove', name });
     }
   }
 }

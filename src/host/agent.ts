@@ -101,6 +101,7 @@ export class HostAgent {
     chmodSync(cfg.stateDir, 0o700);
     prepareMountpoint(cfg.mountpoint); // after kill -9: clean the stale mount before touching it
     const store = CompositionStore.open(cfg.stateDir);
+    if (store.damage) log.error('composition journal damaged: its files are withheld until shared or composed again', { ...store.damage });
     let mount: ComposedMount;
     try {
       mount = await ComposedMount.mount(store, cfg.mountpoint, cfg.group ? { group: cfg.group } : {});

@@ -66,6 +66,34 @@ describe('Journal', () => {
     o.journal.close();
   });
 
+  it('a bad record with valid records after it is damage, not a torn tail: reported with a copy, nothing cut', () => {
+    const file = path.join(dir, 'j');
+    const { journal } = Journal.open(file);
+    for (const r of ['first', 'second', 'third', 'fourth']) journal.append(Buffer.from(r));
+    journal.close();
+    const bytes = fs.readFileSync(file);
+    const at = bytes.indexOf('second');
+    bytes[at] = bytes[at]! ^ 0x20;
+    fs.writeFileSync(file, bytes);
+    const { journal: j, replay } = Journal.open(file);
+    j.close();
+    expect(replay.records.map(String)).toEqual(['first']);
+    expect(replay.damage).toMatchObject({ offset: at - 8, reason: 'CRC mismatch' });
+    expect(replay.damage!.after.map(String)).toEqual(['third', 'fourth']);
+    expect(fs.readFileSync(replay.damage!.copy).equals(bytes)).toBe(true);
+    expect(fs.statSync(replay.damage!.copy).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(file).equals(bytes)).toBe(true); // left for the store to decide
+    // a damaged length field: the same
+    const b2 = Buffer.from(bytes);
+    b2[at] = b2[at]! ^ 0x20;
+    b2.writeUInt32LE(0x7fffffff, at - 8);
+    fs.writeFileSync(file, b2);
+    const o = Journal.open(file);
+    o.journal.close();
+    expect(o.replay.damage?.reason).toMatch(/length/);
+    expect(o.replay.damage!.after.map(String)).toEqual(['third', 'fourth']);
+  });
+
   it('refuses a file that is not a journal', () => {
     const file = path.join(dir, 'j');
     fs.writeFileSync(file, 'hello world, not a journal');

@@ -120,6 +120,30 @@ describe('CompositionStore', () => {
     r2.close();
   });
 
+  it('a journal damaged in the middle: nothing it named is served, the copy stays, the next open is clean', () => {
+    const s = CompositionStore.open(dir);
+    s.compose('kept', [{ file: '/x', offset: 0, length: 10 }]);
+    s.compose('other', [{ file: '/x', offset: 0, length: 10 }]);
+    s.compose('revoked', [{ file: '/x', offset: 0, length: 10 }]);
+    s.remove('revoked');
+    s.close();
+    const j = path.join(dir, 'compositions.journal');
+    const bytes = fs.readFileSync(j);
+    const at = bytes.indexOf('"name":"other"') + 9;
+    bytes[at] = bytes[at]! ^ 0x01;
+    fs.writeFileSync(j, bytes);
+    const r = CompositionStore.open(dir);
+    expect(r.list()).toEqual([]);
+    expect(r.damage).toMatchObject({ reason: 'CRC mismatch', withheld: ['kept', 'revoked'] });
+    expect(fs.readFileSync(r.damage!.copy).equals(bytes)).toBe(true);
+    r.compose('kept', [{ file: '/y', offset: 0, length: 1 }]);
+    r.close();
+    const r2 = CompositionStore.open(dir);
+    expect(r2.damage).toBeUndefined();
+    expect(r2.segments('kept').map((x) => x.file)).toEqual(['/y']);
+    r2.close();
+  });
+
   it('stores 10^5 segments and reloads them quickly', () => {
     const s = CompositionStore.open(dir);
     const segs = Array.from({ length: 100_000 }, (_, i) => ({ file: '/img', offset: i * 4096 * 2, length: 4096 }));

@@ -117,4 +117,34 @@ describe('JournalFollower', () => {
     expect(f.names()).toEqual(['x']);
     fs.truncateSync(j, before);
   });
+  it('a damaged record in the journal it follows: everything is withheld, loudly, until the owner rewrites it', async () => {
+    const state = path.join(dir, 'state');
+    const store = CompositionStore.open(state);
+    store.compose('a', [{ file: img, offset: 0, length: 10 }]);
+    store.compose('b', [{ file: img, offset: 0, length: 10 }]);
+    store.close();
+    const logs: string[] = [];
+    const f = JournalFollower.open(state, (l) => logs.push(l));
+    open.push(f);
+    expect(f.names().sort()).toEqual(['a', 'b']);
+    // a record that lands damaged (as if a disk flipped a bit in it)
+    const j = path.join(state, 'compositions.journal');
+    const rec = Buffer.from('{"op":"remove","name":"a"}');
+    const hdr = Buffer.alloc(8);
+    hdr.writeUInt32LE(rec.length + 4, 0);
+    hdr.writeUInt32LE(0xdeadbeef, 4);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(rec.length, 0);
+    fs.appendFileSync(j, Buffer.concat([hdr, len, rec]));
+    f.refresh();
+    expect(f.names()).toEqual([]);
+    expect(logs.join('\n')).toMatch(/JOURNAL DAMAGED \(bad record CRC/);
+    // the owner opens it: the same damage, it withholds everything too and starts a fresh journal
+    const again = CompositionStore.open(state);
+    expect(again.damage?.withheld).toEqual(['a', 'b']);
+    again.compose('c', [{ file: img, offset: 0, length: 10 }]);
+    again.close();
+    f.refresh();
+    expect(f.names()).toEqual(['c']);
+  });
 });
