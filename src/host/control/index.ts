@@ -1,0 +1,3 @@
+// The VM control plane (docs/host.md#control-plane): the interface VmLink uses, and its QMP implementation.
+export * from './types.js';
+export { CHANNEL_DEVICE_ID, QmpControl, QmpControlSession, type QmpControlOptions } from './qmp.js';

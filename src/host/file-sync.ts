@@ -1,0 +1,254 @@
+// The file sync: turns the guest's file reports into compositions. Reports queue per file (the
+// newest wins) and are applied in rounds, one per turn of the event loop, serialised on one work
+// chain; each round re-reads the disks' metadata once, then lays out and publishes every queued
+// file on its own (apply() is the one place a file's outcome is decided). Files with a pending tail
+// are retried after asking the guest to flush, backing off 100 ms → 5 s.
+import type { CompositionStore } from '../fs/index.js';
+import type { GuestFile } from '../guest/host-session.js';
+import type { ImageMapper } from '../image/index.js';
+import { layoutFile, LayoutError } from './layout.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import { compositionName, unescapePath } from './naming.js';
+import { publish } from './publish.js';
+
+export interface SharedFileStatus {
+  fileId: number;
+  path: string;
+  disk: string;
+  name: string;
+  guestSize: number;
+  servedSize: number;
+  pendingRanges: number;
+  pendingSinceMs?: number;
+  refused?: string;
+  lastUpdateMs: number;
+}
+
+/** rewritten: bytes below the served size changed in place (same mapping) */
+export type SourceChange = 'grown' | 'shrunk' | 'remapped' | 'removed' | 'rewritten';
+
+export interface FileSyncOptions {
+  vm: string;
+  store: CompositionStore;
+  disks: {
+    get(serial: string): ImageMapper | undefined;
+    invalidate(serials: Iterable<string>): Promise<void>;
+  };
+  /** before each round: reload the disk maps if the VM's chains changed; true when it reloaded */
+  reloadIfChanged: () => Promise<boolean>;
+  /** asks the guest to flush (so QEMU writes its L2 tables); undefined without a guest session */
+  flush: () => Promise<void> | undefined;
+  /** told after a shared file's composition changed (BigLogs follow their sources through it) */
+  onChange?: (vm: string, path: string, size: number, change: SourceChange) => void;
+  onStatus?: () => void;
+  /** a round failed (logged here already) */
+  onError?: (e: Error) => void;
+  log: Logger;
+  metrics: Metrics;
+  /** once aborted, no job touches the store any more (the agent closes it next) */
+  signal: AbortSignal;
+}
+
+interface Tracked {
+  status: SharedFileStatus;
+  file: GuestFile;
+}
+
+export class FileSync {
+  private files = new Map<number, Tracked>();
+  private queue = new Map<number, GuestFile>(); // reports waiting for the next round
+  private working: Promise<void> = Promise.resolve();
+  private scheduled = false;
+  private retryTimer?: NodeJS.Timeout;
+  private retryDelay = 100;
+  private stale = new Set<string>();
+  /** how long the last round took (ms) */
+  lastApplyLatency = 0;
+
+  constructor(private readonly o: FileSyncOptions) {}
+
+  // --- what the guest says ---------------------------------------------------------------------
+
+  /** The guest's full resync starts: compositions it does not report again go when it is done. */
+  resyncStarted(): void {
+    this.stale = new Set(this.ownCompositions());
+  }
+
+  /** The guest reported a file's extents (a report during a resync keeps its composition). */
+  reported(f: GuestFile): void {
+    this.stale.delete(compositionName(this.o.vm, f.path));
+    this.update(f);
+  }
+
+  /** The guest reported a file shrank. */
+  truncated(f: GuestFile): void {
+    this.update(f);
+  }
+
+  /** The guest stopped sharing a file. */
+  removed(f: GuestFile, reason: string): void {
+    this.queue.delete(f.fileId);
+    this.run(async () => this.removeFile(f.fileId, compositionName(this.o.vm, f.path), reason));
+  }
+
+  /** The guest's resync is complete: removes what it did not report again. */
+  resyncDone(files: number): void {
+    this.run(async () => {
+      for (const name of this.stale) this.removeFile(undefined, name, 'not re-reported after resync');
+      this.stale.clear();
+      this.o.log.info('guest resync done', { files });
+    });
+  }
+
+  // --- what the VM says ------------------------------------------------------------------------
+
+  /** The image chains changed under every file: `reload` the disk maps, then remap every file. */
+  remapAll(reload: () => Promise<void>): void {
+    this.run(async () => {
+      await reload();
+      for (const t of this.files.values()) this.queue.set(t.file.fileId, t.file);
+      await this.processQueue();
+    });
+  }
+
+  /** Something may have changed the image metadata: retry files with pending tails. */
+  kick(why: string): void {
+    let any = false;
+    for (const t of this.files.values()) {
+      if (t.status.pendingRanges > 0) {
+        this.queue.set(t.file.fileId, t.file);
+        any = true;
+      }
+    }
+    if (any) {
+      this.o.log.debug('re-resolving pending ranges', { why });
+      this.schedule();
+    }
+  }
+
+  // --- lifetime and status ---------------------------------------------------------------------
+
+  /** Stops retrying and waits for the running round (the VM's connection is gone). */
+  async idle(): Promise<void> {
+    clearTimeout(this.retryTimer);
+    await this.working.catch(() => {});
+  }
+
+  status(): SharedFileStatus[] {
+    return [...this.files.values()].map((t) => ({ ...t.status }));
+  }
+
+  // --- rounds ----------------------------------------------------------------------------------
+
+  private update(f: GuestFile): void {
+    this.queue.set(f.fileId, { ...f, extents: [...f.extents] });
+    this.schedule();
+  }
+
+  /** Runs `job` after every earlier one, unless the agent is stopping; a failure is logged and kept. */
+  private run(job: () => Promise<void>): void {
+    this.working = this.working.then(() => (this.o.signal.aborted ? undefined : job())).catch((e: Error) => {
+      this.o.log.error('update failed', { error: e });
+      this.o.onError?.(e);
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // one round per turn of the event loop: a burst of frames shares one metadata re-read
+    setImmediate(() => {
+      this.scheduled = false;
+      this.run(() => this.processQueue());
+    });
+  }
+
+  private async processQueue(): Promise<void> {
+    if (this.queue.size === 0) return;
+    const batch = [...this.queue.values()];
+    this.queue.clear();
+    const t0 = Date.now();
+    if (await this.o.reloadIfChanged()) {
+      this.o.log.info('backing chain changed: reloading mappers and remapping every file');
+      for (const t of this.files.values()) if (!this.queue.has(t.file.fileId)) batch.push(t.file);
+    }
+    // the helper reported these after FIEMAP_SYNC (a guest flush): QEMU's metadata on disk is
+    // current, so drop every cached header/L1/L2 before translating
+    await this.o.disks.invalidate(new Set(batch.map((f) => f.disk)));
+    let pending = false;
+    for (const f of batch) pending = (await this.apply(f)) || pending;
+    this.lastApplyLatency = Date.now() - t0;
+    this.o.onStatus?.();
+    this.o.metrics.set('livemr_apply_latency_ms', 'time to apply the last batch of guest updates', { vm: this.o.vm }, this.lastApplyLatency);
+    clearTimeout(this.retryTimer);
+    if (pending) {
+      // ask the guest to flush (QEMU then writes its L2 tables) and try again, backing off
+      this.retryTimer = setTimeout(() => {
+        this.o.flush()?.catch(() => {}).finally(() => this.kick('pending retry'));
+      }, this.retryDelay);
+      this.retryDelay = Math.min(this.retryDelay * 2, 5000);
+    } else {
+      this.retryDelay = 100;
+    }
+  }
+
+  /** Lays out and publishes one file. Returns true when the file still has a pending tail. */
+  private async apply(f: GuestFile): Promise<boolean> {
+    const { store, vm } = this.o;
+    const name = compositionName(vm, f.path);
+    const prev = this.files.get(f.fileId);
+    const status: SharedFileStatus = prev?.status ?? {
+      fileId: f.fileId, path: f.path, disk: f.disk, name, guestSize: 0, servedSize: 0, pendingRanges: 0, lastUpdateMs: 0,
+    };
+    if (prev && prev.status.name !== name) this.removeFile(undefined, prev.status.name, 'renamed'); // follows the inode
+    Object.assign(status, { path: f.path, name, disk: f.disk, guestSize: f.size, lastUpdateMs: Date.now() });
+    this.files.set(f.fileId, { status, file: f });
+    const mapper = this.o.disks.get(f.disk);
+    let result;
+    const before = store.get(name)?.segments.size ?? 0;
+    try {
+      if (!mapper) throw new LayoutError(`the guest named disk serial '${f.disk}', which this VM does not have`);
+      const layout = await layoutFile(f.size, f.extents, mapper);
+      result = publish(store, name, f.size, layout, f.changedFrom);
+      status.refused = layout.refused;
+      status.pendingRanges = layout.pending.length;
+      if (layout.pending.length) status.pendingSinceMs ??= Date.now();
+      else delete status.pendingSinceMs;
+    } catch (e) {
+      if (!(e instanceof LayoutError)) throw e;
+      // a guest that names bytes outside its disks gets nothing served for that file
+      status.refused = e.message;
+      if (store.get(name)) store.remove(name);
+      result = 'refused';
+      this.o.metrics.inc('livemr_refused_updates_total', 'guest updates refused', { vm });
+    }
+    const rewritten = f.changedFrom < before && (result === 'unchanged' || result === 'grown');
+    f.changedFrom = Infinity; // acted on: the mount dropped its cached pages from there
+    status.servedSize = store.get(name)?.segments.size ?? 0;
+    if (rewritten) this.o.onChange?.(vm, f.path, status.servedSize, 'rewritten');
+    const change: SourceChange | undefined =
+      result === 'refused' || result === 'removed' ? 'removed' : result === 'remapped' ? 'remapped'
+        : result === 'truncated' ? 'shrunk' : status.servedSize > before ? 'grown' : undefined;
+    if (change) this.o.onChange?.(vm, f.path, status.servedSize, change);
+    if (result !== 'unchanged') {
+      this.o.log.info('shared file updated', { file: name, path: f.path, result, guestSize: f.size, served: status.servedSize, pending: status.pendingRanges, ...(status.refused ? { refused: status.refused } : {}) });
+    }
+    return status.pendingRanges > 0;
+  }
+
+  /** Compositions this VM's files own (agent-reserved prefix `<vm>_`). */
+  private ownCompositions(): string[] {
+    const prefix = `${this.o.vm}_`;
+    return this.o.store.list().map((c) => c.name).filter((n) => n.startsWith(prefix));
+  }
+
+  private removeFile(fileId: number | undefined, name: string, reason: string): void {
+    if (fileId !== undefined) this.files.delete(fileId);
+    else for (const [id, t] of this.files) if (t.status.name === name) this.files.delete(id);
+    if (this.o.store.remove(name)) {
+      this.o.log.info('shared file removed', { file: name, reason });
+      this.o.onChange?.(this.o.vm, unescapePath(name.slice(this.o.vm.length + 1)), 0, 'removed');
+    }
+  }
+}
