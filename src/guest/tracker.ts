@@ -424,11 +424,11 @@ function clip(extents: Extent[], size: number): Extent[] {
 }
 
 function statusText(s: ShareStatus): string {
-  return {
+  return ({
     shared: 'shared', 'pending-consent': 'waiting for the owner\'s consent', denied: 'the owner did not consent',
     'not-found': 'no such file', 'not-regular': 'not a regular file', 'not-mappable': 'not stored as plain disk blocks',
     'unsupported-device': 'not on a plain virtio disk', failed: 'failed',
-  }[s];
+  } satisfies Record<ShareStatus, string>)[s];
 }
 
 /** fsync on the whole-disk node: a cache flush, which makes QEMU write its qcow2 metadata. */

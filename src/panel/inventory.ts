@@ -3,20 +3,22 @@
 import type { AgentStatus } from '../host/agent.js';
 import type { BigLogSource } from '../host/biglog.js';
 import { compositionName } from '../host/naming.js';
+import type { ShareRecordStatus } from '../host/shares.js';
 import type { CompositionInfo } from '../fs/index.js';
 
 /** pending: waiting for the owner; granted: shared; the rest are final answers (src/guest/consent.ts). */
 export type ConsentState = 'pending' | 'granted' | 'denied' | 'not-found' | 'revoked' | 'error';
 
+/** How the panel names each share status (exhaustive: a new status does not compile without one). */
+export const CONSENT_STATE = {
+  requested: 'pending', 'pending-consent': 'pending', shared: 'granted', denied: 'denied', 'not-found': 'not-found',
+  deleted: 'not-found', revoked: 'revoked', 'not-regular': 'error', 'not-mappable': 'error', 'unsupported-device': 'error',
+  failed: 'error', unshared: 'error',
+} as const satisfies Record<ShareRecordStatus, ConsentState>;
+
+/** Takes any string: a status from a newer agent (over HTTP) that this panel does not know is an error. */
 export function consentState(status: string): ConsentState {
-  switch (status) {
-    case 'requested': case 'pending-consent': return 'pending';
-    case 'shared': return 'granted';
-    case 'denied': return 'denied';
-    case 'not-found': case 'deleted': return 'not-found';
-    case 'revoked': return 'revoked';
-    default: return 'error';
-  }
+  return Object.hasOwn(CONSENT_STATE, status) ? CONSENT_STATE[status as ShareRecordStatus] : 'error';
 }
 
 export interface Where { mountPath: string; webhdfs: string }
@@ -27,7 +29,7 @@ export interface FileView extends Where {
   pendingRanges: number; refused?: string; lastUpdateMs: number;
 }
 
-export interface ShareView { vm: string; path: string; state: ConsentState; status: string; message: string; updatedMs: number }
+export interface ShareView { vm: string; path: string; state: ConsentState; status: ShareRecordStatus; message: string; updatedMs: number }
 
 export interface VmView {
   name: string; qmp: string; channel: string; runState?: string; guest?: { guestId: string; software: string };
