@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { syncDir, writeFileAtomic } from '../durable/index.js';
 import { FsError } from './errors.js';
 
 export const MAGIC = Buffer.from('LMRJRNL1');
@@ -132,29 +133,20 @@ export class Journal {
 
   /** Atomically replaces the log by exactly these records. */
   rewrite(payloads: Iterable<Buffer>): void {
-    const tmp = `${this.file}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    let pos: number;
-    try {
-      writeAll(fd, MAGIC, 0);
-      pos = MAGIC.length;
+    const chunks: Buffer[] = [MAGIC];
+    let pos = MAGIC.length;
+    for (const p of payloads) {
       const hdr = Buffer.alloc(HEADER);
-      for (const p of payloads) {
-        hdr.writeUInt32LE(p.length, 0);
-        hdr.writeUInt32LE(crc32(p), 4);
-        writeAll(fd, hdr, pos);
-        writeAll(fd, p, pos + HEADER);
-        pos += HEADER + p.length;
-      }
-      fs.fsyncSync(fd);
+      hdr.writeUInt32LE(p.length, 0);
+      hdr.writeUInt32LE(crc32(p), 4);
+      chunks.push(hdr, p);
+      pos += HEADER + p.length;
+    }
+    try {
+      writeFileAtomic(this.file, chunks, { mode: 0o600 });
     } catch (e) {
-      fs.closeSync(fd);
-      fs.rmSync(tmp, { force: true });
       throw new FsError('EJOURNAL', `cannot compact ${this.file}: ${(e as Error).message}`);
     }
-    fs.closeSync(fd);
-    fs.renameSync(tmp, this.file);
-    syncDir(path.dirname(this.file));
     fs.closeSync(this.fd);
     this.fd = fs.openSync(this.file, fs.constants.O_RDWR);
     this.bytes = pos;
@@ -194,13 +186,4 @@ function validRecordsAfter(fd: number, from: number, size: number): Buffer[] {
 function writeAll(fd: number, buf: Buffer, pos: number): void {
   let done = 0;
   while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, pos + done);
-}
-
-function syncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }

@@ -4,9 +4,10 @@
 // The owner answers by removing the request file: `livemr-guest grant` sets the xattr first, `deny`
 // does not. The helper watches the spool and decides by the xattr alone. See docs/guest.md.
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from './native.js';
+import { writeFileAtomic } from '../durable/index.js';
 
 export const CONSENT_XATTR = 'user.livemr.share';
 export const DEFAULT_SPOOL = '/var/lib/livemr/requests';
@@ -61,8 +62,7 @@ export class ConsentSpool {
     // the directory belongs to the user: create exclusively (never through a planted symlink) and
     // touch the file by path no more after that, except to rename it within the directory
     const tmp = join(dir, `.${req.id}.tmp`);
-    writeFileSync(tmp, JSON.stringify(req, null, 2) + '\n', { mode: 0o444, flag: 'wx' });
-    renameSync(tmp, join(dir, `${req.id}.json`));
+    writeFileAtomic(join(dir, `${req.id}.json`), JSON.stringify(req, null, 2) + '\n', { tmp, mode: 0o444, exclusive: true });
     return req;
   }
 

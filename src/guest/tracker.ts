@@ -4,7 +4,7 @@
 // in the paper: an update is sent when it has waited `batchMs`, when `batchBytes` are queued, or at
 // once when it is not contiguous with the file's previous extent. Truncation and removal go at once.
 // A periodic rescan backs inotify up (missed events, consent granted with setfattr, request answers).
-import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs';
@@ -15,6 +15,7 @@ import { native } from './native.js';
 import { EXTENT_UNMAPPABLE, splitFileExtents, type Extent, type Message, type ShareStatus } from './protocol.js';
 import { alignDown, firstPending, planReport, type ReportPlan } from './report.js';
 import { QuietWatch } from './watch.js';
+import { writeFileAtomic } from '../durable/index.js';
 
 const fsyncFd = promisify(fs.fsync);
 
@@ -412,9 +413,7 @@ export class Tracker {
   private saveWanted(): void {
     try {
       mkdirSync(dirname(this.o.stateFile), { recursive: true });
-      const tmp = `${this.o.stateFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify([...this.wanted.keys()]));
-      renameSync(tmp, this.o.stateFile);
+      writeFileAtomic(this.o.stateFile, JSON.stringify([...this.wanted.keys()]));
     } catch (e) { this.o.log(`cannot save ${this.o.stateFile}: ${(e as Error).message}`); }
   }
 }

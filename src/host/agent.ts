@@ -3,7 +3,7 @@
 // multi-VM files like the paper's BigLog while the agent runs), and serves /status (JSON) and
 // /metrics (Prometheus) over HTTP — on a root-only unix socket in the state directory, and on the
 // configured TCP address.
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { BigLogError, BigLogs, type BigLogSource } from './biglog.js';
 import { VmLink, type VmStatus } from './vm-link.js';
+import { writeFileAtomic } from '../durable/index.js';
 
 export interface AgentStatus {
   host: string;
@@ -87,10 +88,7 @@ export class HostAgent {
     const list = (this.requested[vm] ??= []);
     if (!list.includes(path)) {
       list.push(path);
-      const file = join(this.cfg.stateDir, 'requests.json');
-      const fd = openSync(`${file}.tmp`, 'w', 0o600);
-      try { writeSync(fd, JSON.stringify(this.requested)); fsyncSync(fd); } finally { closeSync(fd); }
-      renameSync(`${file}.tmp`, file);
+      writeFileAtomic(join(this.cfg.stateDir, 'requests.json'), JSON.stringify(this.requested), { mode: 0o600 });
     }
     return rec;
   }

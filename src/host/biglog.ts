@@ -7,11 +7,12 @@
 // chunks it contributed are rebuilt from its current mapping, and whatever it no longer has becomes
 // zeros (the BigLog is cut back to the first affected chunk and regrown, which invalidates cached
 // pages from there). Definitions and chunk lists persist in <stateDir>/biglogs.json (fsync'd).
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { CompositionStore, SegmentSpec } from '../fs/index.js';
 import type { Logger } from './log.js';
 import { compositionName } from './naming.js';
 import { sliceSegments } from './publish.js';
+import { writeFileAtomic } from '../durable/index.js';
 
 export interface BigLogSource { vm: string; path: string }
 interface Chunk { source: number; from: number; to: number }
@@ -104,14 +105,6 @@ export class BigLogs {
   }
 
   private save(): void {
-    const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(this.defs));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
+    writeFileAtomic(this.file, JSON.stringify(this.defs), { mode: 0o600 });
   }
 }

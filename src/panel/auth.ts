@@ -2,8 +2,8 @@
 // directory) or from the config. API clients send `Authorization: Bearer TOKEN`; the browser logs in
 // once with a form and then carries an HttpOnly, SameSite=Strict cookie. Compared in constant time.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { writeFileAtomic } from '../durable/index.js';
 
 export const COOKIE = 'livemr_panel';
 
@@ -13,16 +13,7 @@ export function newToken(): string {
 
 /** Writes the token file 0600 (atomically: no window where another user could read it). */
 export function writeTokenFile(file: string, token: string): void {
-  const tmp = `${file}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, `${token}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, file);
+  writeFileAtomic(file, `${token}\n`, { mode: 0o600 });
 }
 
 /** Constant-time comparison (hashing first makes the lengths equal too). */

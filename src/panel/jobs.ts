@@ -19,6 +19,7 @@ import {
 } from 'node:fs';
 import { basename, join } from 'node:path';
 import { hadoopInstall, progressLog4jText } from './hadoop.js';
+import { writeFileAtomic } from '../durable/index.js';
 
 /** Programs of hadoop-mapreduce-examples that take `IN... OUT` (grep takes a regex after them). */
 export const EXAMPLE_PROGRAMS: Record<string, { summary: string; extraArgs?: string }> = {
@@ -128,9 +129,7 @@ export class JarStore {
     if (this.has(id)) return;
     const n = this.list().length;
     if (n >= this.max) throw new JobError('jar-store-full', 507, `at most ${this.max} jars are stored: delete one first (DELETE /api/v1/jars/{id})`);
-    const tmp = `${this.path(id)}.tmp`;
-    writeFileSync(tmp, body, { mode: 0o600 });
-    renameSync(tmp, this.path(id));
+    writeFileAtomic(this.path(id), body, { mode: 0o600 });
   }
 
   remove(id: string): boolean {
@@ -424,8 +423,7 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
 
   private save(j: JobRecord): void {
     const f = join(this.o.dir, j.id, 'job.json');
-    writeFileSync(`${f}.tmp`, JSON.stringify(j), { mode: 0o600 });
-    renameSync(`${f}.tmp`, f);
+    writeFileAtomic(f, JSON.stringify(j), { mode: 0o600 });
     this.emit('change', j);
   }
 }
