@@ -1,6 +1,7 @@
 // One option table per command: `node:util` parseArgs parses it (strict: unknown options and missing
 // values are usage errors) and the same table prints the command's --help, so the two cannot drift.
 // Exit codes of every command: 0 ok, 1 failure, 2 usage error (docs/cli.md).
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** Bad command line: printed with a pointer to --help, exit code 2. */
@@ -33,6 +34,8 @@ export interface CommandSpec<O extends Options> {
   options: O;
   /** extra help lines after the options */
   notes?: string;
+  /** adds --config FILE: a JSON object of option values (same names; the command line wins) */
+  configFile?: boolean;
   run(a: { values: Values<O>; positionals: string[]; tokens: Token[] }): Promise<number>;
 }
 
@@ -45,9 +48,32 @@ export interface Command {
 }
 
 const HELP: OptionSpec = { type: 'boolean', short: 'h', help: 'print this help and exit' };
+const CONFIG: OptionSpec = { type: 'string', arg: 'FILE', help: 'JSON object of option values, keyed by option name (the command line wins)' };
+
+/** Reads a --config file against the option table: unknown keys and wrong types are usage errors. */
+export function readOptionFile(file: string, options: Options): Record<string, string | boolean | string[]> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--config ${file}: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`--config ${file}: must be a JSON object`);
+  const out: Record<string, string | boolean | string[]> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const o = options[k];
+    if (!o || k === 'config' || k === 'help') throw new UsageError(`--config ${file}: unknown key '${k}' (allowed: ${Object.keys(options).filter((n) => n !== 'config').join(', ')})`);
+    const ok = o.multiple ? Array.isArray(v) && v.every((x) => typeof x === o.type) : typeof v === o.type;
+    if (!ok) throw new UsageError(`--config ${file}: '${k}' must be ${o.multiple ? `an array of ${o.type}s` : `a ${o.type}`}`);
+    out[k] = v as string | boolean | string[];
+  }
+  return out;
+}
+
+const allOptions = (spec: CommandSpec<Options>): Options => ({ ...spec.options, ...(spec.configFile ? { config: CONFIG } : {}), help: HELP });
 
 export function helpText(spec: CommandSpec<Options>): string {
-  const opts = Object.entries({ ...spec.options, help: HELP });
+  const opts = Object.entries(allOptions(spec));
   const left = opts.map(([name, o]) => `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}`);
   const width = Math.max(...left.map((l) => l.length)) + 2;
   const lines = [
@@ -69,7 +95,8 @@ export function command<const O extends Options>(spec: CommandSpec<O>): Command 
     summary: spec.summary,
     help: () => helpText(spec as unknown as CommandSpec<Options>),
     async invoke(argv) {
-      const config = { args: argv, options: { ...spec.options, help: HELP }, allowPositionals: true, strict: true, tokens: true } satisfies ParseArgsConfig;
+      const options = allOptions(spec as unknown as CommandSpec<Options>);
+      const config = { args: argv, options, allowPositionals: true, strict: true, tokens: true } satisfies ParseArgsConfig;
       let parsed;
       try {
         parsed = parseArgs(config);
@@ -86,7 +113,9 @@ export function command<const O extends Options>(spec: CommandSpec<O>): Command 
         const n = parsed.positionals.length;
         if (n < min) throw new UsageError(`missing ${spec.args ?? 'arguments'}`);
         if (n > max) throw new UsageError(`unexpected argument '${parsed.positionals[max]}'`);
-        return await spec.run({ values: parsed.values as Values<O>, positionals: parsed.positionals, tokens: parsed.tokens ?? [] });
+        const file = (parsed.values as { config?: string }).config;
+        const values = spec.configFile && file !== undefined ? { ...readOptionFile(file, options), ...parsed.values } : parsed.values;
+        return await spec.run({ values: values as Values<O>, positionals: parsed.positionals, tokens: parsed.tokens ?? [] });
       } catch (e) {
         throw e instanceof UsageError ? hinted(e) : e;
       }

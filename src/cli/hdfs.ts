@@ -60,9 +60,11 @@ const STATE = { state: { type: 'string', arg: 'DIR', help: 'state directory of t
 
 const serve = command({
   name: 'hdfs serve',
-  summary: 'serve the composed files of a state directory read-only over WebHDFS (the gateway of one host)',
+  summary: 'serve the composed files of a state directory, or of the FUSE mount, read-only over WebHDFS (the gateway of one host)',
+  configFile: true,
   options: {
     ...STATE,
+    mount: { type: 'string', arg: 'DIR', help: 'read the files through the FUSE mount at DIR instead (an unprivileged gateway: group read on the mount is enough)' },
     ...COMMON,
     'data-host': { type: 'string', arg: 'NAME', help: 'host name put in OPEN redirects (DataNode address)' },
     advertise: { type: 'string', arg: 'URL', help: 'URL the aggregator should use for this gateway' },
@@ -70,7 +72,8 @@ const serve = command({
     'agent-id': { type: 'string', arg: 'ID', help: 'with --aggregator: the id of this host' },
   },
   async run({ values }) {
-    const o = { ...common(values, log), stateDir: path.resolve(values.state ?? defaultState()) };
+    if (values.mount !== undefined && values.state !== undefined) throw new UsageError('give --state or --mount, not both');
+    const o = { ...common(values, log), ...(values.mount !== undefined ? { mount: path.resolve(values.mount) } : { stateDir: path.resolve(values.state ?? defaultState()) }) };
     for (const [k, key] of [['data-host', 'dataHost'], ['advertise', 'advertise'], ['aggregator', 'aggregator'], ['agent-id', 'agentId'], ['token', 'token']] as const) {
       const v = values[k];
       if (v !== undefined) (o as Record<string, unknown>)[key] = v;
@@ -82,6 +85,7 @@ const serve = command({
 const aggregate = command({
   name: 'hdfs aggregate',
   summary: 'serve the union of the host gateways that report here; OPEN redirects to the host',
+  configFile: true,
   options: COMMON,
   async run({ values }) {
     const token = values.token;

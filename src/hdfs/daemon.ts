@@ -1,18 +1,21 @@
 // Long-running gateway processes: a host agent's WebHDFS endpoint over a composition state
 // directory (followed with inotify, so it runs beside the mount daemon or the host agent without
-// touching their lock), optionally reporting to an aggregator; and the aggregator itself.
+// touching their lock) or over the FUSE mount (an unprivileged gateway, mount-source.ts),
+// optionally reporting to an aggregator; and the aggregator itself.
 
 import * as os from 'node:os';
 import { AgentReporter } from './agent.js';
 import { Aggregator } from './aggregator.js';
 import { JournalFollower } from './follower.js';
+import { MountSource } from './mount-source.js';
 import { LocalNamespace } from './namespace.js';
 import { startGateway, type Gateway, type GatewayOptions } from './server.js';
 
 export type CommonOptions = Omit<GatewayOptions, 'namespace' | 'extraRoute'> & { listenHost: string; port: number };
 
-export interface AgentOptions extends CommonOptions {
-  stateDir: string;
+export type AgentOptions = CommonOptions & AgentGatewayOptions & ({ stateDir: string; mount?: undefined } | { mount: string; stateDir?: undefined });
+
+interface AgentGatewayOptions {
   /** host name reported in block locations (default: this machine's) */
   dataHost?: string;
   /** URL clients use to reach this endpoint (default http://DATAHOST:PORT) */
@@ -29,7 +32,7 @@ export interface Running {
 
 export async function runAgentGateway(o: AgentOptions): Promise<Running> {
   const log = o.log ?? (() => {});
-  const source = JournalFollower.open(o.stateDir, log);
+  const source = o.mount !== undefined ? MountSource.open(o.mount, { log }) : JournalFollower.open(o.stateDir, log);
   const dataHost = o.dataHost ?? os.hostname();
   const ns = new LocalNamespace(source, { host: dataHost, addr: '', url: '' });
   let gateway: Gateway;
@@ -53,7 +56,7 @@ export async function runAgentGateway(o: AgentOptions): Promise<Running> {
     });
     await reporter.start();
   }
-  log(`serving ${source.names().length} composed files of ${o.stateDir} at ${gateway.url}/webhdfs/v1 (advertised as ${url})`);
+  log(`serving ${source.names().length} composed files of ${o.mount ?? o.stateDir} at ${gateway.url}/webhdfs/v1 (advertised as ${url})`);
   return {
     gateway,
     async stop() {

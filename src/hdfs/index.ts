@@ -3,6 +3,7 @@ export { startGateway, createHandler, DEFAULT_BLOCK_SIZE, PREFIX, type Gateway, 
 export { LocalNamespace, type Namespace, type FileEntry, type DataLocation } from './namespace.js';
 export { storeSource, hdfsName, compositionName, type CompositionSource, type ComposedFile, type SourceEvent } from './source.js';
 export { JournalFollower } from './follower.js';
+export { MountSource } from './mount-source.js';
 export { Aggregator } from './aggregator.js';
 export { AgentReporter, type ReporterOptions } from './agent.js';
 export { parseReport, REPORT_PATH, type Report, type ReportedFile } from './report.js';

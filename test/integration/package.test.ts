@@ -1,7 +1,9 @@
 // The package as a sysadmin gets it: `npm pack` (which runs `npm run build`), then
 // `npm install -g --omit=dev` of the tarball into a scratch prefix (the native FUSE addon is built
 // from source by the package's install script), then the installed `livemr` on a real qcow2 image:
-// --version, `image map`, and a file composed from the mapped bytes, read through the FUSE mount.
+// --version, `image map`, and a file composed from the mapped bytes, read through the FUSE mount and
+// through the unprivileged WebHDFS gateway (another uid, a member of the mount's group only); and the
+// packaged systemd units pass `systemd-analyze verify`.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,6 +19,9 @@ let prefix: string;
 let livemrBin: string;
 let installed: string;
 let daemon: ChildProcess | undefined;
+let gateway: ChildProcess | undefined;
+const GROUP = 4242; // the mount's reader group; need not exist in /etc/group
+const NOBODY = 65534;
 const mp = () => path.join(tmp, 'mnt');
 
 function mounted(dir: string): boolean {
@@ -35,6 +40,7 @@ function livemr(...args: string[]): { code: number | null; stdout: string; stder
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-package-'));
+  fs.chmodSync(tmp, 0o755); // the gateway runs as another user
   prefix = path.join(tmp, 'prefix');
   // --ignore-scripts is not used: prepack must build dist/
   const packed = execFileSync('npm', ['pack', '--pack-destination', tmp, '--json', '--loglevel=error'], { cwd: ROOT, encoding: 'utf8', timeout: 170_000 });
@@ -48,6 +54,7 @@ beforeAll(() => {
 }, 360_000);
 
 afterAll(async () => {
+  if (gateway && gateway.exitCode === null && gateway.signalCode === null) gateway.kill('SIGKILL');
   if (tmp && mounted(mp())) {
     if (daemon?.exitCode === null) daemon.kill('SIGTERM');
     await until('unmounted', () => !mounted(mp()), 10_000).catch(() => {
@@ -104,7 +111,7 @@ describe('the installed package', () => {
     const state = path.join(tmp, 'state');
     fs.mkdirSync(mp());
     let log = '';
-    daemon = spawn(livemrBin, ['mount', mp(), '--state', state], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    daemon = spawn(livemrBin, ['mount', mp(), '--state', state, '--group', String(GROUP)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
     daemon.stdout!.on('data', (d) => (log += d));
     daemon.stderr!.on('data', (d) => (log += d));
     await until(`livemr mount (${log})`, () => mounted(mp()) || daemon!.exitCode !== null, 30_000);
@@ -118,9 +125,44 @@ describe('the installed package', () => {
     expect(fs.readFileSync(file).equals(Buffer.alloc(65536, 0xab))).toBe(true);
     expect(JSON.parse(livemr('ls', '--json', '--state', state).stdout)).toMatchObject([{ fileName: 'livemr_blk', size: 65536 }]);
 
+    // the gateway as an unprivileged user that may only read the mount through its group
+    let glog = '';
+    gateway = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, `--groups=${GROUP}`, livemrBin, 'hdfs', 'serve', '--mount', mp(),
+      '--listen', '127.0.0.1:0', '--data-host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    gateway.stdout!.on('data', (d) => (glog += d));
+    gateway.stderr!.on('data', (d) => (glog += d));
+    const base = await until(`gateway listening (${glog})`, () => /at (http:\/\/127\.0\.0\.1:\d+)\/webhdfs\/v1/.exec(glog)?.[1] ?? (gateway!.exitCode !== null && 'exited'), 30_000);
+    expect(base, glog).not.toBe('exited');
+    expect(glog).toMatch(/serving 1 composed files/);
+    const res = await fetch(`${base}/webhdfs/v1/livemr_blk?op=OPEN&user.name=hadoop`);
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(Buffer.alloc(65536, 0xab))).toBe(true);
+    gateway.kill('SIGTERM');
+    await until('gateway exit', () => gateway!.exitCode !== null, 10_000);
+    expect(gateway.exitCode).toBe(0);
+
     const u = livemr('umount', '--state', state);
     expect(u.code, u.stderr).toBe(0);
     await until('daemon exit', () => daemon!.exitCode !== null, 10_000);
     expect(mounted(mp())).toBe(false);
+  });
+
+  it('ships systemd units that systemd-analyze verify accepts', () => {
+    const dir = path.join(tmp, 'units');
+    fs.mkdirSync(dir);
+    const units = fs.readdirSync(path.join(installed, 'systemd')).filter((f) => f.endsWith('.service'));
+    expect(units.sort()).toEqual(['livemr-agent.service', 'livemr-aggregator.service', 'livemr-gateway.service', 'livemr-panel.service']);
+    for (const u of units) {
+      const text = fs.readFileSync(path.join(installed, 'systemd', u), 'utf8');
+      expect(text).toMatch(/^ExecStart=\/usr\/local\/bin\/livemr /m); // npm install -g's default prefix
+      // verify insists that ExecStart exists: point it at the scratch install
+      fs.writeFileSync(path.join(dir, u), text.replaceAll('/usr/local/bin/livemr', livemrBin));
+    }
+    const v = spawnSync('systemd-analyze', ['verify', ...units.map((u) => path.join(dir, u))], { encoding: 'utf8' });
+    expect(v.stderr).toBe('');
+    expect(v.status).toBe(0);
+    // a unit that verify must reject, so the check above can fail
+    fs.writeFileSync(path.join(dir, 'bad.service'), '[Service]\nExecStart=/nonexistent/livemr\n');
+    expect(spawnSync('systemd-analyze', ['verify', path.join(dir, 'bad.service')]).status).not.toBe(0);
   });
 });

@@ -1,5 +1,8 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { command, helpText, parseCount, UsageError } from '../../../src/cli/args.js';
+import { command, helpText, parseCount, readOptionFile, UsageError } from '../../../src/cli/args.js';
 import { main } from '../../../src/cli/main.js';
 
 const spec = {
@@ -84,5 +87,39 @@ describe('livemr exit codes', () => {
     const io = quiet();
     expect(await main(['image', 'map', '/nonexistent/disk.qcow2'])).toBe(1);
     expect(io.err()).toMatch(/^livemr image: \w+Error: /m);
+  });
+});
+
+describe('--config FILE: option values as JSON', () => {
+  const root = new URL('../../../systemd/examples/', import.meta.url);
+  it('the packaged examples are valid for their commands', async () => {
+    const { parseConfig } = await import('../../../src/host/config.js');
+    expect(parseConfig(JSON.parse(fs.readFileSync(new URL('agent.json', root), 'utf8')))).toMatchObject({ mountpoint: '/srv/livemr', group: 'livemr' });
+    const { commands } = await import('../../../src/cli/hdfs.js');
+    for (const [name, file] of [['hdfs serve', 'gateway.json'], ['hdfs aggregate', 'aggregator.json']] as const) {
+      const text = commands.find((c) => c.name === name)!.help();
+      for (const k of Object.keys(JSON.parse(fs.readFileSync(new URL(file, root), 'utf8')) as object)) expect(text, `${file}: ${k}`).toContain(`--${k} `);
+    }
+  });
+
+  it('rejects unknown keys and wrong types; the command line wins', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-cfg-'));
+    try {
+      const opts = { state: { type: 'string', help: '' }, json: { type: 'boolean', help: '' }, seg: { type: 'string', multiple: true, help: '' } } as const;
+      const f = path.join(dir, 'c.json');
+      fs.writeFileSync(f, '{"state": "/a", "json": true, "seg": ["x"]}');
+      expect(readOptionFile(f, opts)).toEqual({ state: '/a', json: true, seg: ['x'] });
+      for (const bad of ['{"nope": 1}', '{"state": 1}', '{"seg": "x"}', '[]', '{']) {
+        fs.writeFileSync(f, bad);
+        expect(() => readOptionFile(f, opts), bad).toThrow(UsageError);
+      }
+      fs.writeFileSync(f, '{"state": "/from-file", "json": true}');
+      let seen: unknown;
+      const cmd = command({ name: 'x', summary: '', configFile: true, options: opts, run: async ({ values }) => { seen = values; return 0; } });
+      await cmd.invoke(['--config', f, '--state', '/cli']);
+      expect(seen).toMatchObject({ state: '/cli', json: true });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
