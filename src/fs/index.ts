@@ -15,4 +15,4 @@ export {
 export { ComposedMount, cleanStaleMount, prepareMountpoint, resolveGroup, type MountOptions } from './mount.js';
 export { ControlClient, socketPath, type Request } from './control.js';
 export { runDaemon, type DaemonOptions } from './daemon.js';
-export { addonPath, loadNative } from './native.js';
+export { addonPath, loadNative, type NativeAddon, type SendFileResult } from './native.js';

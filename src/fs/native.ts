@@ -45,6 +45,19 @@ export interface NativeAddon {
     positions: Float64Array,
     batch: number,
   ): { medianNs: number; meanNs: number; tableBytes: number; checksum: number };
+  /** sendfile(2) of `count` bytes of inFd at `offset` to the socket outFd (livemr_sendfile.c);
+   *  absent from addons built before it. */
+  sendFile?(outFd: number, inFd: number, offset: number, count: number, waitMs: number): Promise<SendFileResult>;
+  /** A memfd of `size` zero bytes (a sendfile source for holes). */
+  zeroFd?(size: number): number;
+}
+
+export interface SendFileResult {
+  sent: number;
+  /** the input ended before `count` bytes */
+  eof: boolean;
+  /** the socket stayed full for waitMs */
+  stalled: boolean;
 }
 
 export function addonPath(): string {

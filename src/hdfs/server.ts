@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { accessDenied, badParam, illegalArgument, ioError, notFound, readOnly, unsupported, WebHdfsError } from './errors.js';
 import * as json from './json.js';
 import type { FileEntry, Namespace } from './namespace.js';
-import { sendRange } from './reader.js';
+import { sendBody } from './sendfile.js';
 
 export const PREFIX = '/webhdfs/v1';
 export const DEFAULT_BLOCK_SIZE = 128 * 1024 * 1024;
@@ -32,6 +32,8 @@ export interface GatewayOptions {
   listLimit?: number;
   /** extra non-WebHDFS routes (the aggregator's report endpoint); true when handled */
   extraRoute?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean;
+  /** OPEN bodies by sendfile(2) when the native addon is there (default true); false: JS buffers */
+  zeroCopy?: boolean;
   log?: (line: string) => void;
 }
 
@@ -234,7 +236,7 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
         const n = Math.min(length ?? size - offset, size - offset);
         res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': n });
         if (method === 'HEAD' || n === 0) return void res.end();
-        await sendRange(f.local, offset, n, res);
+        await sendBody(f.local, offset, n, res, opts.zeroCopy ?? true);
         return void res.end();
       }
     }

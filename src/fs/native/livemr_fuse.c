@@ -1030,6 +1030,8 @@ static napi_value js_bench_lookup(napi_env env, napi_callback_info info) {
   return out;
 }
 
+napi_value livemr_sendfile_init(napi_env env, napi_value exports); // livemr_sendfile.c
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1040,6 +1042,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"benchLookup", NULL, js_bench_lookup, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  livemr_sendfile_init(env, exports);
   return exports;
 }
 

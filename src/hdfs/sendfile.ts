@@ -1,0 +1,125 @@
+// The zero-copy OPEN body: sendfile(2) from the disk images straight to the client's TCP socket
+// through the native addon (src/fs/native/livemr_sendfile.c), as an HDFS DataNode sends blocks with
+// transferTo; no byte passes through a JavaScript buffer. The JS-buffer path (reader.ts) stays the
+// fallback: no addon, a TLS socket, a pipelined response not yet on the socket, more than
+// MAX_ZERO_COPY responses at once (each in-flight sendfile holds a libuv pool thread while the
+// socket is full), or a client that takes no bytes for STALL_MS (it finishes on the JS path, which
+// waits for 'drain' without holding a thread). docs/hdfs.md, "The read path".
+
+import * as fsp from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { loadNative, ZERO_SOURCE, type NativeAddon } from '../fs/index.js';
+import { sendRange, ShortSourceError } from './reader.js';
+import type { ComposedFile } from './source.js';
+
+/** bytes per native call: the segment is looked up again between calls (growth, holes filled) */
+const CALL_MAX = 16 << 20;
+const ZERO_SIZE = 1 << 20;
+export const MAX_ZERO_COPY = 2;
+const STALL_MS = 10_000;
+/** the client went away: stop quietly, as the JS path does when the response closes */
+const GONE = new Set(['EPIPE', 'ECONNRESET', 'ENOTCONN', 'ESHUTDOWN']);
+
+type ZeroCopy = Required<Pick<NativeAddon, 'sendFile' | 'zeroFd'>>;
+let addon: ZeroCopy | null | undefined;
+let zeros = -1;
+
+/** The addon's sendfile binding, or undefined when the addon is not built or predates it. */
+export function zeroCopyAddon(): ZeroCopy | undefined {
+  if (addon === undefined) {
+    try {
+      const a = loadNative();
+      addon = typeof a.sendFile === 'function' && typeof a.zeroFd === 'function' ? (a as ZeroCopy) : null;
+    } catch {
+      addon = null;
+    }
+  }
+  return addon ?? undefined;
+}
+
+/** The kernel fd under a plain TCP socket, or -1 (TLS, pipes, a socket libuv does not expose). */
+function socketFd(sock: Socket): number {
+  if (sock instanceof TLSSocket) return -1;
+  const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/** Counters for tests and the benchmark: responses (and bytes) sent each way. */
+export const sendStats = { zeroCopy: 0, zeroCopyBytes: 0, buffered: 0, inFlight: 0 };
+
+/**
+ * Writes composed bytes [offset, offset+length) of `file` as the body of `res`, whose headers are
+ * set (writeHead) but not sent. Zero-copy when it can, else (or for the rest after a stall) the
+ * JS-buffer path. Throws ShortSourceError like sendRange; the caller destroys the response then.
+ */
+export async function sendBody(file: ComposedFile, offset: number, length: number, res: ServerResponse, zeroCopy = true): Promise<void> {
+  const zc = zeroCopy ? zeroCopyAddon() : undefined;
+  const sock = res.socket;
+  const fd = zc && sock && (sock as unknown as { _httpMessage?: unknown })._httpMessage === res ? socketFd(sock) : -1;
+  if (!zc || !sock || fd < 0 || sendStats.inFlight >= MAX_ZERO_COPY) {
+    sendStats.buffered++;
+    return sendRange(file, offset, length, res);
+  }
+  sendStats.inFlight++;
+  let sent = 0;
+  try {
+    sendStats.zeroCopy++;
+    // the headers must be in the kernel before the body goes out beside Node's stream
+    res.flushHeaders();
+    await new Promise<void>((resolve, reject) => sock.write(Buffer.alloc(0), (e) => (e ? reject(e) : resolve())));
+    sent = await sendFileRange(zc, file, offset, length, sock, fd);
+  } finally {
+    sendStats.zeroCopyBytes += sent;
+    sendStats.inFlight--;
+  }
+  if (sent < length && !sock.destroyed) await sendRange(file, offset + sent, length - sent, res);
+}
+
+/** sendfile's loop over the segments; returns the bytes sent (fewer: stalled, or the socket closed). */
+async function sendFileRange(zc: ZeroCopy, file: ComposedFile, offset: number, length: number, sock: Socket, fd: number): Promise<number> {
+  const handles = new Map<string, Promise<fsp.FileHandle>>();
+  const handle = (p: string) => {
+    let h = handles.get(p);
+    if (!h) handles.set(p, (h = fsp.open(p, 'r')));
+    return h;
+  };
+  const end = offset + length;
+  let pos = offset;
+  try {
+    while (pos < end && !sock.destroyed) {
+      const segs = file.segments;
+      if (pos >= segs.size) throw new ShortSourceError(`${file.name} shrank below ${pos} while being read`);
+      const seg = segs.get(segs.find(pos));
+      let n = Math.min(CALL_MAX, end - pos, seg.at + seg.length - pos);
+      let inFd: number;
+      let inOff: number;
+      if (seg.source === ZERO_SOURCE) {
+        if (zeros < 0) zeros = zc.zeroFd(ZERO_SIZE);
+        inFd = zeros;
+        inOff = 0;
+        n = Math.min(n, ZERO_SIZE);
+      } else {
+        inFd = (await handle(file.sources[seg.source]!)).fd;
+        inOff = seg.offset + (pos - seg.at);
+      }
+      let r;
+      try {
+        r = await zc.sendFile(fd, inFd, inOff, n, STALL_MS);
+      } catch (e) {
+        if (GONE.has((e as NodeJS.ErrnoException).code ?? '')) {
+          sock.destroy();
+          break;
+        }
+        throw e;
+      }
+      pos += r.sent;
+      if (r.eof) throw new ShortSourceError(`${file.sources[seg.source]} ends inside a segment of ${file.name}`);
+      if (r.stalled) break;
+    }
+  } finally {
+    for (const h of handles.values()) await h.then((fh) => fh.close()).catch(() => {});
+  }
+  return pos - offset;
+}
