@@ -69,7 +69,7 @@ export async function sendBody(file: ComposedFile, offset: number, length: numbe
     // the headers must be in the kernel before the body goes out beside Node's stream
     res.flushHeaders();
     await new Promise<void>((resolve, reject) => sock.write(Buffer.alloc(0), (e) => (e ? reject(e) : resolve())));
-    sent = await sendFileRange(zc, file, offset, length, sock, fd);
+    sent = await sendFileRange(zc, file, offset, length, sock);
   } finally {
     sendStats.zeroCopyBytes += sent;
     sendStats.inFlight--;
@@ -78,7 +78,7 @@ export async function sendBody(file: ComposedFile, offset: number, length: numbe
 }
 
 /** sendfile's loop over the segments; returns the bytes sent (fewer: stalled, or the socket closed). */
-async function sendFileRange(zc: ZeroCopy, file: ComposedFile, offset: number, length: number, sock: Socket, fd: number): Promise<number> {
+async function sendFileRange(zc: ZeroCopy, file: ComposedFile, offset: number, length: number, sock: Socket): Promise<number> {
   const handles = new Map<string, Promise<fsp.FileHandle>>();
   const handle = (p: string) => {
     let h = handles.get(p);
@@ -104,6 +104,10 @@ async function sendFileRange(zc: ZeroCopy, file: ComposedFile, offset: number, l
         inFd = (await handle(file.sources[seg.source]!)).fd;
         inOff = seg.offset + (pos - seg.at);
       }
+      // the socket's fd is read again in the same tick as sendFile dup()s it: after any await the
+      // socket may have closed and its number been reused by a new connection
+      const fd = socketFd(sock);
+      if (fd < 0 || sock.destroyed) break;
       let r;
       try {
         r = await zc.sendFile(fd, inFd, inOff, n, STALL_MS);

@@ -23,6 +23,8 @@ let zc: Gateway;
 let js: Gateway;
 let img: string;
 let expected: Buffer;
+let data: Buffer;
+const data12 = () => data.subarray(0, 12 * MiB);
 
 /** GET the body with node:http (its own agent per call unless given), optionally pausing mid-body. */
 function read(gw: Gateway, name: string, q = '', opts: { pauseAfter?: number; pauseMs?: number; abortAfter?: number; agent?: http.Agent } = {}): Promise<Buffer> {
@@ -61,7 +63,7 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-sendfile-'));
   img = path.join(dir, 'img');
   const rng = new Rng(7);
-  const data = Buffer.alloc(40 * MiB);
+  data = Buffer.alloc(40 * MiB);
   for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(rng.int(2 ** 32), i);
   fs.writeFileSync(img, data);
   store = CompositionStore.open(path.join(dir, 'state'));
@@ -73,6 +75,14 @@ beforeAll(async () => {
     { file: img, offset: 9 * MiB, length: 7 },
   ];
   store.compose('f', segs);
+  // segments on several source files: each first use opens its file (an await between sendfiles)
+  const multi = [];
+  for (let i = 0; i < 6; i++) {
+    const f = path.join(dir, `img${i}`);
+    fs.writeFileSync(f, data.subarray(i * 2 * MiB, (i + 1) * 2 * MiB));
+    multi.push({ file: f, offset: 0, length: 2 * MiB });
+  }
+  store.compose('multi', multi);
   store.compose('short', [{ file: path.join(dir, 'shortimg'), offset: 0, length: 2 * MiB }]);
   expected = Buffer.concat([data.subarray(20 * MiB + 5, 38 * MiB + 5), Buffer.alloc(3 * MiB + 17), data.subarray(1, 4 * MiB - 2), data.subarray(9 * MiB, 9 * MiB + 7)]);
   const ns = new LocalNamespace(storeSource(store), { host: 'h', addr: '', url: '' });
@@ -121,6 +131,17 @@ describe('zero-copy OPEN', () => {
     const before = sendStats.zeroCopy;
     expect((await read(zc, 'livemr_f')).equals(expected)).toBe(true);
     expect(sendStats.zeroCopy).toBe(before + 1);
+  });
+
+  it('a reader that closes mid-body, then a new connection: the new one gets its own bytes (no stale socket fd)', async () => {
+    const multi = data12();
+    for (let i = 0; i < 8; i++) {
+      const part = await read(zc, 'livemr_multi', '', { abortAfter: 256 * 1024 + i * 4096 });
+      expect(part.equals(multi.subarray(0, part.length))).toBe(true);
+      const off = multi.length - 10 - i;
+      const small = await read(zc, 'livemr_multi', `&offset=${off}&length=10`);
+      expect(small.equals(multi.subarray(off, off + 10))).toBe(true);
+    }
   });
 
   it('more readers than zero-copy slots: all byte-exact, the extra ones on the JS path', async () => {
