@@ -9,3 +9,4 @@ export * from './xdr.js';
 export * from './uri.js';
 export * from './client.js';
 export * from './session.js';
+export * from './domain-xml.js';

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import {
-  LibvirtClient, LibvirtRpcError, LibvirtSession, StatsFlags, StatsTypes, typedNumber, typedString, VIR_ERR,
+  LibvirtClient, LibvirtRpcError, parseDomainXml, LibvirtSession, StatsFlags, StatsTypes, typedNumber, typedString, VIR_ERR,
   type DomainEvent, type DomainRef,
 } from '../../src/libvirt/index.js';
 import { startLibvirtd, type Libvirtd, type LibvirtGuest } from '../harness/libvirtd.js';
@@ -63,6 +63,18 @@ describe('libvirt client against libvirtd', () => {
     }
     expect(xml).toMatch(/<backingStore type='file' index='\d+'>/);
     expect(xml).toContain(`<serial>data</serial>`);
+    const desc = parseDomainXml(xml);
+    expect(desc.id).toBe(dom.id);
+    for (const d of guest.disks) {
+      const disk = desc.disks.find((x) => x.dev === d.dev)!;
+      expect(disk.chain.map((l) => [l.file, l.format])).toEqual([[d.overlay, 'qcow2'], [d.base, 'qcow2']]);
+      expect(disk.serial).toBe(d.serial);
+      // the guest sees the same slot.function hops from the root bus (how disks without a serial are matched)
+      const sysfs = (await guest.sh(`readlink -f /sys/block/${d.dev}/device`)).trim();
+      const hops = sysfs.split('/').filter((c) => /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(c)).map((c) => c.slice(8));
+      expect(disk.pciPath, sysfs).toEqual(hops);
+    }
+    expect(desc.channels.map((c) => c.name)).toContain('org.livemr.ctl');
   });
 
   it('hot-plugs the org.livemr.0 channel: DEVICE_ADDED, a socket path in the live XML, the port in the guest', async () => {
