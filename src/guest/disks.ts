@@ -1,13 +1,16 @@
 // Which virtio disk a file lives on, and where its filesystem starts on that disk. Everything comes
 // from sysfs: /sys/dev/block/MAJ:MIN of the file's st_dev, its parent disk, `start` of a partition
-// (512-byte sectors) and the disk's virtio `serial`. Stacked devices (LVM / device-mapper / md) are
+// (512-byte sectors) and the disk's virtio `serial` — or, for a disk without one (OpenStack Nova's
+// ephemeral disks), its PCI location: "pci:" and the slot.function of every hop from the root bus
+// to the disk's PCI function ("pci:02.2/00.0"), which the host reads from libvirt's live XML (bus
+// numbers differ between the two views, the topology does not; docs/libvirt.md). Stacked devices (LVM / device-mapper / md) are
 // refused: their filesystem offsets are not disk offsets.
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { DiskInfo } from './protocol.js';
 
 export interface FileDisk {
-  /** virtio serial of the whole disk */
+  /** virtio serial of the whole disk, or "pci:..." for a disk without one */
   serial: string;
   /** byte offset of the filesystem on that disk (partition start; 0 for a whole-disk filesystem) */
   fsOffset: number;
@@ -20,6 +23,22 @@ export class UnsupportedDeviceError extends Error {
 }
 
 const read = (p: string) => readFileSync(p, 'utf8').trim();
+const BDF = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
+
+/** "pci:SS.F/SS.F..." from a disk's resolved sysfs path, or null when it is not on PCI. */
+export function pciIdentity(diskDir: string): string | null {
+  let real: string;
+  try { real = realpathSync(diskDir); } catch { return null; }
+  const hops = real.split('/').filter((c) => BDF.test(c)).map((c) => c.slice(8));
+  return hops.length ? `pci:${hops.join('/')}` : null;
+}
+
+/** How the host knows this disk: its serial, else its PCI location, else nothing. */
+function diskIdentity(diskDir: string): string {
+  const serialFile = join(diskDir, 'serial');
+  const serial = existsSync(serialFile) ? read(serialFile) : '';
+  return serial || pciIdentity(diskDir) || '';
+}
 
 export function devMajorMinor(dev: number): string {
   // glibc's encoding of dev_t (gnu_dev_major / gnu_dev_minor)
@@ -44,21 +63,19 @@ export function resolveFileDisk(stDev: number, sysfs = '/sys'): FileDisk {
   const isPart = existsSync(join(node, 'partition'));
   const diskDir = isPart ? dirname(node) : node;
   const fsOffset = isPart ? Number(read(join(node, 'start'))) * 512 : 0;
-  const serialFile = join(diskDir, 'serial');
-  const serial = existsSync(serialFile) ? read(serialFile) : '';
-  if (!serial) throw new UnsupportedDeviceError(`disk ${basename(diskDir)} has no serial: the host cannot tell which image it is (set serial= on the virtio-blk device)`);
+  const serial = diskIdentity(diskDir);
+  if (!serial) throw new UnsupportedDeviceError(`disk ${basename(diskDir)} has no serial and no PCI address: the host cannot tell which image it is (set serial= on the virtio-blk device)`);
   return { serial, fsOffset, devNode: `/dev/${basename(diskDir)}` };
 }
 
-/** Every disk with a serial, for the hello. */
+/** Every disk the host can identify (serial or PCI location), for the hello. */
 export function listDisks(sysfs = '/sys'): DiskInfo[] {
   const out: DiskInfo[] = [];
   let names: string[];
   try { names = readdirSync(join(sysfs, 'block')).sort(); } catch { return out; }
   for (const name of names) {
     const dir = join(sysfs, 'block', name);
-    let serial: string;
-    try { serial = read(join(dir, 'serial')); } catch { continue; }
+    const serial = diskIdentity(dir);
     if (!serial) continue;
     const partitions = readdirSync(dir)
       .filter((p) => p.startsWith(name) && existsSync(join(dir, p, 'partition')))

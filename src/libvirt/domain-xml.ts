@@ -162,6 +162,14 @@ export function parseDomainXml(xml: string): DomainDescription {
   return { name, uuid, id: idAttr === null || idAttr === '-1' ? null : Number(idAttr), disks, channels, hasVirtioSerial };
 }
 
+/**
+ * The name the guest helper reports for this disk (src/guest/disks.ts): its serial, else
+ * "pci:" + its PCI path; null when neither exists (the disk cannot be shared from).
+ */
+export function diskKey(d: Pick<DomainDisk, 'serial' | 'pciPath'>): string | null {
+  return d.serial ?? (d.pciPath ? `pci:${d.pciPath.join('/')}` : null);
+}
+
 /** A unique-per-VM alias for libvirt ("ua-" prefix = user alias, kept across live changes). */
 export const LIVEMR_CHANNEL_ALIAS = 'ua-livemr0';
 

@@ -1,7 +1,7 @@
 // parseDomainXml on a live XML of the shape libvirt 9 writes for a running q35 domain (disks on
 // pcie-root-ports, backing chains with indexes, a hot-plugged channel), and its refusals.
 import { describe, expect, it } from 'vitest';
-import { channelDeviceXml, LibvirtXmlError, parseDomainXml } from '../../../src/libvirt/index.js';
+import { channelDeviceXml, diskKey, LibvirtXmlError, parseDomainXml } from '../../../src/libvirt/index.js';
 
 const LIVE = `<domain type='qemu' id='7'>
   <name>web1</name>
@@ -73,6 +73,8 @@ describe('parseDomainXml', () => {
     });
     expect(d.disks[1]).toMatchObject({ dev: 'vdb', serial: 'data', chain: [{ file: '/srv/data.qcow2', format: 'qcow2', index: 1 }], pciPath: ['0a.0'] });
     expect(d.disks[2]).toMatchObject({ dev: 'vdc', chain: [], pci: null, pciPath: null });
+    // named the way the guest helper names them (src/guest/disks.ts)
+    expect(d.disks.map(diskKey)).toEqual(['pci:02.2/00.0', 'data', null]);
   });
 
   it('reads virtio channels with the socket path libvirt chose', () => {
