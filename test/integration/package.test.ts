@@ -4,10 +4,11 @@
 // --version, `image map`, and a file composed from the mapped bytes, read through the FUSE mount and
 // through the unprivileged WebHDFS gateway (another uid, a member of the mount's group only); and the
 // packaged systemd units pass `systemd-analyze verify`.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../harness/wait.js';
 
@@ -20,6 +21,7 @@ let livemrBin: string;
 let installed: string;
 let daemon: ChildProcess | undefined;
 let gateway: ChildProcess | undefined;
+let panel: ChildProcess | undefined;
 const GROUP = 4242; // the mount's reader group; need not exist in /etc/group
 const NOBODY = 65534;
 const mp = () => path.join(tmp, 'mnt');
@@ -38,22 +40,28 @@ function livemr(...args: string[]): { code: number | null; stdout: string; stder
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-package-'));
   fs.chmodSync(tmp, 0o755); // the gateway runs as another user
   prefix = path.join(tmp, 'prefix');
+  // asynchronous: a minute of blocking the worker would time out vitest's RPC
+  const run = promisify(execFile);
   // --ignore-scripts is not used: prepack must build dist/
-  const packed = execFileSync('npm', ['pack', '--pack-destination', tmp, '--json', '--loglevel=error'], { cwd: ROOT, encoding: 'utf8', timeout: 170_000 });
-  const tarball = path.join(tmp, (JSON.parse(packed) as { filename: string }[])[0]!.filename);
+  const packed = await run('npm', ['pack', '--pack-destination', tmp, '--json', '--loglevel=error'], { cwd: ROOT, encoding: 'utf8', timeout: 170_000 });
+  const tarball = path.join(tmp, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename);
   expect(path.basename(tarball)).toBe(`livemr-${VERSION}.tgz`);
-  execFileSync('npm', ['install', '-g', '--omit=dev', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel=error', tarball], {
-    cwd: tmp, encoding: 'utf8', timeout: 170_000, stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  await run('npm', ['install', '-g', '--omit=dev', '--prefix', prefix, '--no-audit', '--no-fund', '--loglevel=error', tarball], { cwd: tmp, encoding: 'utf8', timeout: 170_000 });
   livemrBin = path.join(prefix, 'bin/livemr');
   installed = path.join(prefix, 'lib/node_modules/livemr');
 }, 360_000);
 
 afterAll(async () => {
+  if (panel && panel.exitCode === null && panel.signalCode === null) {
+    panel.kill('SIGTERM');
+    await until('panel exit', () => panel!.exitCode !== null || panel!.signalCode !== null, 15_000).catch(() => panel!.kill('SIGKILL'));
+  }
+  const pmnt = tmp && path.join(tmp, 'panel/mnt');
+  if (pmnt && mounted(pmnt)) spawnSync('fusermount3', ['-u', '-z', pmnt], { stdio: 'ignore' });
   if (gateway && gateway.exitCode === null && gateway.signalCode === null) gateway.kill('SIGKILL');
   if (tmp && mounted(mp())) {
     if (daemon?.exitCode === null) daemon.kill('SIGTERM');
@@ -145,6 +153,29 @@ describe('the installed package', () => {
     expect(u.code, u.stderr).toBe(0);
     await until('daemon exit', () => daemon!.exitCode !== null, 10_000);
     expect(mounted(mp())).toBe(false);
+  });
+
+  it('the panel serves the UI bundle prebuilt by npm run build (esbuild is not installed)', async () => {
+    const dir = path.join(tmp, 'panel');
+    const token = 'package-test-token-0123456789';
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'panel.json'), JSON.stringify({
+      agent: { mountpoint: path.join(dir, 'mnt'), stateDir: path.join(dir, 'state'), runDir: path.join(dir, 'run'), metrics: null, vms: [] },
+      listen: '127.0.0.1:0', webhdfs: '127.0.0.1:0', token, jobWorkDir: path.join(dir, 'jobs'),
+    }));
+    let log = '';
+    panel = spawn(livemrBin, ['panel', '--config', path.join(dir, 'panel.json')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    panel.stdout!.on('data', (d) => (log += d));
+    panel.stderr!.on('data', (d) => (log += d));
+    const url = await until(`panel started (${log})`, () => /^LiveMR panel: (http:\/\/127\.0\.0\.1:\d+)\//m.exec(log)?.[1] ?? (panel!.exitCode !== null && 'exited'), 60_000);
+    expect(url, log).not.toBe('exited');
+    const res = await fetch(`${url}/app.js`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer()).equals(fs.readFileSync(path.join(installed, 'dist/panel/ui/app.js')))).toBe(true);
+    panel.kill('SIGTERM');
+    await until('panel exit', () => panel!.exitCode !== null, 15_000);
+    expect(panel.exitCode, log).toBe(0);
+    expect(mounted(path.join(dir, 'mnt'))).toBe(false);
   });
 
   it('ships systemd units that systemd-analyze verify accepts', () => {
