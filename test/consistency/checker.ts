@@ -1,0 +1,423 @@
+// The history checker (docs/consistency.md, "Invariants"). It replays the guest's operations in
+// order on a model of every file and validates every host read against it:
+//   (a) each byte equals the guest's byte at that offset at some moment within the read's interval,
+//       widened by the clock error and the documented visibility window W;
+//   (b) for append-only files, each read is a prefix of the file (its latest state: bytes of an
+//       append-only file never change) and the sizes one reader sees never shrink;
+//   (c) once the host has published a file's shrink or removal, bytes other files (or later
+//       generations) wrote into the freed blocks never appear in it.
+// Online: reads are checked in order of their start as soon as the guest log covers their end, and
+// their data is dropped, so a soak's memory stays bounded.
+import { createHash } from 'node:crypto';
+import type { Clock, GuestOp, HostEvent, ReadRecord } from './history.js';
+import { FileModel, type Seg } from './model.js';
+import { pattern } from './pattern.js';
+
+export const KINDS = ['a-nul', 'a-wrong', 'a-beyond', 'b-prefix', 'b-shrink', 'c-freed'] as const;
+export type ViolationKind = (typeof KINDS)[number];
+
+export interface Violation {
+  kind: ViolationKind;
+  reader: string;
+  path: string;
+  /** the read: file offset, length, host interval */
+  off: number;
+  len: number;
+  s: number;
+  e: number;
+  /** first bad file offset and the length of the bad run */
+  at: number;
+  run: number;
+  /** up to 16 bytes read at `at`, and what the file held there at the window's start (if it existed) */
+  got: string;
+  want?: string;
+  candidates: number[];
+  /** key:gen@offset whose pattern the bad bytes are, if found */
+  identified?: string;
+  note?: string;
+}
+
+export interface Report {
+  reads: number;
+  bytes: number;
+  readsByKind: Record<string, number>;
+  violations: Record<ViolationKind, number>;
+  violatingBytes: Record<ViolationKind, number>;
+  /** the first violations in full */
+  evidence: Violation[];
+  /** reads at EOF whose size was older than the guest's at the read's start: the largest, p50, p99 (ms) */
+  maxStalenessMs: number;
+  p50StalenessMs: number;
+  p99StalenessMs: number;
+  staleReads: number;
+  /** foreign bytes seen inside the documented truncate/unlink window (allowed, counted) */
+  windowForeign: number;
+  /** guest truncate/unlink → host published it: the largest seen (ms) */
+  maxShrinkLagMs: number;
+  /** reads of a name no guest file was bound to (after a removal), with no data: fine */
+  ops: number;
+  /** workload self-check: files whose model differs from the guest's final sha256 */
+  modelMismatches: string[];
+}
+
+export interface CheckerOptions {
+  /** documented visibility window W (ms): a state the guest left less than W before a read may still be served */
+  windowMs: number;
+  maxEvidence?: number;
+}
+
+interface Op { op: GuestOp; h0: number; h1: number }
+interface Binding { key: number; from: number; to: number }
+
+const hex = (b: Buffer) => b.toString('hex');
+
+export class Checker {
+  private readonly ops: Op[] = [];
+  private applied = 0; // ops[0..applied) are in `base`
+  private dropped = 0; // ops before this index were discarded (index offset)
+  private readonly base = new Map<number, FileModel>();
+  private readonly latest = new Map<number, FileModel>();
+  private readonly appendOnly = new Set<number>();
+  private readonly notAppend = new Set<number>();
+  private readonly bindings = new Map<string, Binding[]>();
+  private readonly timeline = new Map<number, { t: number; size: number }[]>();
+  private readonly seen = new Map<string, { k: number; g: number; max: number }>();
+  private readonly events: HostEvent[] = [];
+  private readonly pending: ReadRecord[] = [];
+  private readonly lastSize = new Map<string, number>(); // reader:key → size
+  private readonly staleness: number[] = [];
+  private endOp?: Extract<GuestOp, { op: 'end' }>;
+  private horizon = -Infinity;
+  private readonly r: Report;
+
+  constructor(private readonly opts: CheckerOptions, private clock: Clock) {
+    this.r = {
+      reads: 0, bytes: 0, readsByKind: {}, evidence: [], maxStalenessMs: 0, p50StalenessMs: 0, p99StalenessMs: 0, staleReads: 0,
+      windowForeign: 0, maxShrinkLagMs: 0, ops: 0, modelMismatches: [],
+      violations: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
+      violatingBytes: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
+    };
+  }
+
+  setClock(c: Clock): void { this.clock = c; }
+
+  /** Guest operations, in log order. */
+  addOps(ops: GuestOp[]): void {
+    for (const op of ops) {
+      const a = this.clock.toHost(op.t0);
+      const b = this.clock.toHost(op.t1);
+      const o: Op = { op, h0: a.t - a.err, h1: b.t + b.err };
+      this.ops.push(o);
+      this.r.ops++;
+      this.horizon = Math.max(this.horizon, b.t - b.err);
+      this.track(o);
+    }
+  }
+
+  addHostEvent(ev: HostEvent): void {
+    this.events.push(ev);
+    // lag: the latest shrinking guest op on a key bound to that path before the event
+    for (let i = this.ops.length - 1; i >= 0 && i >= this.ops.length - 2000; i--) {
+      const o = this.ops[i]!;
+      if (o.h0 > ev.t) continue;
+      if (this.shrinks(o.op) && this.boundKeys(ev.path, o.h0 - 1, ev.t).includes((o.op as { key: number }).key)) {
+        this.r.maxShrinkLagMs = Math.max(this.r.maxShrinkLagMs, ev.t - o.h1);
+        break;
+      }
+    }
+  }
+
+  addRead(r: ReadRecord): void {
+    this.pending.push(r);
+  }
+
+  /** Checks every pending read that started before `startedBefore` and ended before the log's horizon. */
+  drain(startedBefore: number): void {
+    const ready = this.pending.filter((r) => r.s < startedBefore && r.e < this.horizon);
+    if (ready.length === 0) return;
+    const keep = this.pending.filter((r) => !(r.s < startedBefore && r.e < this.horizon));
+    this.pending.length = 0;
+    this.pending.push(...keep);
+    ready.sort((a, b) => a.s - b.s);
+    for (const r of ready) this.check(r);
+  }
+
+  /** All ops are in (the log ended with `end`): check the rest and return the report. */
+  finish(): Report {
+    this.horizon = Infinity;
+    this.drain(Infinity);
+    if (this.endOp) {
+      for (const f of this.endOp.files) {
+        const m = this.latest.get(f.key);
+        const sha = m ? createHash('sha256').update(m.bytes(0, m.size)).digest('hex') : '';
+        if (!m || m.size !== f.size || sha !== f.sha256) this.r.modelMismatches.push(`${f.path} (key ${f.key}): guest ${f.size} B ${f.sha256.slice(0, 12)}, model ${m?.size} B ${sha.slice(0, 12)}`);
+      }
+    } else this.r.modelMismatches.push('the workload log has no end record');
+    const s = [...this.staleness].sort((a, b) => a - b);
+    this.r.staleReads = s.filter((x) => x > 0).length;
+    this.r.p50StalenessMs = s.length ? s[Math.floor(s.length * 0.5)]! : 0;
+    this.r.p99StalenessMs = s.length ? s[Math.floor(s.length * 0.99)]! : 0;
+    return this.r;
+  }
+
+  get report(): Report { return this.r; }
+
+  private shrinks(op: GuestOp): boolean {
+    return op.op === 'unlink' || (op.op === 'trunc' && op.size < (this.sizeBefore.get(op) ?? Infinity));
+  }
+  private readonly sizeBefore = new WeakMap<GuestOp, number>();
+
+  /** Maintains bindings, the latest models, size timelines and the set of (key, gen) seen. */
+  private track(o: Op): void {
+    const op = o.op;
+    const bind = (path: string, key: number) => {
+      const l = this.bindings.get(path) ?? [];
+      l.push({ key, from: o.h0, to: Infinity });
+      this.bindings.set(path, l);
+    };
+    const unbind = (path: string, key?: number) => {
+      for (const b of this.bindings.get(path) ?? []) if (b.to === Infinity && (key === undefined || b.key === key)) b.to = o.h1;
+    };
+    const size = (key: number, m: FileModel) => {
+      const l = this.timeline.get(key) ?? [];
+      l.push({ t: o.h1, size: m.size });
+      while (l.length > 1 && l[0]!.t < o.h1 - 120_000) l.shift();
+      this.timeline.set(key, l);
+    };
+    if (op.op === 'end') { this.endOp = op; return; }
+    if (op.op === 'create') {
+      const m = new FileModel(op.key);
+      this.latest.set(op.key, m);
+      if (/\/(app\.log|churn-\d+\.bin)$/.test(op.path)) this.appendOnly.add(op.key);
+      bind(op.path, op.key);
+      size(op.key, m);
+      return;
+    }
+    if (op.op === 'copy') {
+      const m = this.latest.get(op.from)!.clone(op.key);
+      this.latest.set(op.key, m);
+      this.appendOnly.add(op.key);
+      bind(op.path, op.key);
+      size(op.key, m);
+      return;
+    }
+    if (op.op === 'rename') {
+      unbind(op.from, op.key);
+      unbind(op.to);
+      bind(op.to, op.key);
+      return;
+    }
+    if (op.op === 'unlink') { unbind(op.path, op.key); return; }
+    const m = this.latest.get(op.key);
+    if (!m) throw new Error(`workload log: op on unknown key ${op.key}`);
+    this.sizeBefore.set(op, m.size);
+    if (op.op === 'write') {
+      if (op.off !== m.size) this.notAppend.add(op.key);
+      m.put(op.off, op.off + op.len, op.src, op.sgen);
+      const id = `${op.src}:${op.sgen}`;
+      const s = this.seen.get(id) ?? { k: op.src, g: op.sgen, max: 0 };
+      s.max = Math.max(s.max, op.off + op.len);
+      this.seen.set(id, s);
+    } else if (op.op === 'trunc') {
+      this.notAppend.add(op.key);
+      m.setSize(op.size);
+    } else if (op.op === 'falloc') {
+      this.notAppend.add(op.key);
+      if (op.off + op.len > m.size) m.setSize(op.off + op.len);
+    }
+    if (this.appendOnly.has(op.key) && this.notAppend.has(op.key)) throw new Error(`workload log: append-only key ${op.key} was not appended to`);
+    size(op.key, m);
+  }
+
+  private boundKeys(path: string, a: number, b: number): number[] {
+    return [...new Set((this.bindings.get(path) ?? []).filter((x) => x.from <= b && x.to >= a).map((x) => x.key))];
+  }
+
+  /** Applies op to a model map (base replay and per-read scratch copies). */
+  private apply(models: Map<number, FileModel>, op: GuestOp): FileModel | undefined {
+    switch (op.op) {
+      case 'create': { const m = new FileModel(op.key); models.set(op.key, m); return m; }
+      case 'copy': { const src = models.get(op.from); const m = src ? src.clone(op.key) : new FileModel(op.key); models.set(op.key, m); return m; }
+      case 'write': { const m = models.get(op.key); m?.put(op.off, op.off + op.len, op.src, op.sgen); return m; }
+      case 'trunc': { const m = models.get(op.key); m?.setSize(op.size); return m; }
+      case 'falloc': { const m = models.get(op.key); if (m && op.off + op.len > m.size) m.setSize(op.off + op.len); return m; }
+      default: return undefined;
+    }
+  }
+
+  private opAt(i: number): Op { return this.ops[i - this.dropped]!; }
+
+  private check(r: ReadRecord): void {
+    const W = this.opts.windowMs;
+    const A = r.s - W;
+    // advance the base replay to A; drop what no later read can need
+    while (this.applied - this.dropped < this.ops.length && this.opAt(this.applied).h1 < A) this.apply(this.base, this.opAt(this.applied++).op);
+    const keepFrom = this.applied - this.dropped - 5000;
+    if (keepFrom > 5000) { this.ops.splice(0, keepFrom); this.dropped += keepFrom; }
+    this.r.reads++;
+    this.r.bytes += r.data.length;
+    this.r.readsByKind[r.kind] = (this.r.readsByKind[r.kind] ?? 0) + 1;
+    const n = r.data.length;
+    const cands = this.boundKeys(r.path, A, r.e);
+    // layers of possible values: each candidate's state at A, then what each op within [A, e] changed
+    const layers: Seg[][] = [];
+    const scratch = new Map<number, FileModel>();
+    // the ops that may have happened within [A, e]; copies into a candidate need their source too
+    const during: Op[] = [];
+    for (let i = this.applied; i - this.dropped < this.ops.length; i++) {
+      const o = this.opAt(i);
+      if (o.h0 > r.e) break;
+      during.push(o);
+    }
+    const keys = new Set(cands);
+    for (const o of during) if (o.op.op === 'copy' && keys.has(o.op.key)) keys.add(o.op.from);
+    for (const k of keys) {
+      const b = this.base.get(k);
+      if (!b) continue;
+      scratch.set(k, b.clone());
+      if (cands.includes(k)) layers.push(b.slice(r.off, r.off + n));
+    }
+    for (const o of during) {
+      const op = o.op;
+      if (!('key' in op) || !keys.has(op.key)) continue;
+      const before = scratch.get(op.key)?.size ?? 0;
+      const m = this.apply(scratch, op);
+      if (!m || !cands.includes(op.key)) continue;
+      if (op.op === 'write') layers.push(m.slice(Math.max(r.off, Math.min(before, op.off)), Math.min(r.off + n, op.off + op.len)));
+      else if (op.op === 'copy') layers.push(m.slice(r.off, r.off + n));
+      else if (m.size > before) layers.push(m.slice(Math.max(r.off, before), Math.min(r.off + n, m.size)));
+    }
+    // resolve every byte against the layers
+    const ok = new Uint8Array(n);
+    const covered = new Uint8Array(n);
+    let left = n;
+    for (const segs of layers) {
+      if (left === 0) break;
+      for (const x of segs) {
+        const i0 = x.s - r.off;
+        const len = x.e - x.s;
+        if (len <= 0) continue;
+        covered.fill(1, i0, i0 + len);
+        const want = x.k ? pattern(x.k, x.g, x.s, len) : Buffer.alloc(len);
+        const got = r.data.subarray(i0, i0 + len);
+        if (got.equals(want)) {
+          for (let i = i0; i < i0 + len; i++) if (!ok[i]) { ok[i] = 1; left--; }
+          continue;
+        }
+        for (let i = 0; i < len; i++) if (!ok[i0 + i] && got[i] === want[i]) { ok[i0 + i] = 1; left--; }
+      }
+    }
+    const kinds = new Set<ViolationKind>();
+    if (left > 0) {
+      let i = 0;
+      let classified = 0;
+      while (i < n) {
+        if (ok[i]) { i++; continue; }
+        let j = i;
+        const nul = r.data[i] === 0;
+        const cov = covered[i];
+        while (j < n && !ok[j] && (r.data[j] === 0) === nul && covered[j] === cov) j++;
+        const v = this.classify(r, i, j, nul, !!cov, cands, classified++ < 20);
+        if (v) {
+          this.r.violatingBytes[v.kind] += j - i;
+          if (!kinds.has(v.kind)) { kinds.add(v.kind); this.evidence(v); }
+        }
+        i = j;
+      }
+    }
+    // (b) append-only: a prefix of the file, sizes that never shrink
+    if (cands.length > 0 && cands.every((k) => this.appendOnly.has(k)) && n > 0) {
+      const prefix = cands.some((k) => {
+        const m = this.latest.get(k)!;
+        return r.off + n <= m.size && m.bytes(r.off, r.off + n).equals(r.data);
+      });
+      if (!prefix) { kinds.add('b-prefix'); this.evidence(this.violation('b-prefix', r, 0, n, cands, 'not a prefix of the file')); this.r.violatingBytes['b-prefix'] += n; }
+    }
+    if (r.eof && cands.length === 1 && this.appendOnly.has(cands[0]!)) {
+      const id = `${r.reader}:${cands[0]}`;
+      const size = r.off + n;
+      const last = this.lastSize.get(id) ?? 0;
+      if (size < last) { kinds.add('b-shrink'); this.evidence(this.violation('b-shrink', r, 0, n, cands, `size ${size} after ${last}`)); }
+      this.lastSize.set(id, Math.max(last, size));
+    }
+    for (const k of kinds) this.r.violations[k]++;
+    if (r.eof && r.kind !== 'tail' && cands.length > 0) {
+      const st = Math.min(...cands.map((k) => this.stale(k, r.off + n, r.s)));
+      this.staleness.push(st);
+      this.r.maxStalenessMs = Math.max(this.r.maxStalenessMs, st);
+    }
+  }
+
+  /** How long before `t` the guest's file `key` had already grown past `size` (0: it had not). */
+  private stale(key: number, size: number, t: number): number {
+    const l = this.timeline.get(key) ?? [];
+    let j = -1;
+    for (let i = 0; i < l.length && l[i]!.t <= t; i++) if (l[i]!.size <= size) j = i;
+    const next = l[j + 1];
+    if (!next || next.t > t) return 0;
+    return Math.max(0, t - next.t);
+  }
+
+  private violation(kind: ViolationKind, r: ReadRecord, i: number, j: number, cands: number[], note?: string): Violation {
+    return {
+      kind, reader: r.reader, path: r.path, off: r.off, len: r.data.length, s: r.s, e: r.e, at: r.off + i, run: j - i,
+      got: hex(r.data.subarray(i, Math.min(j, i + 16))), candidates: cands, note,
+    };
+  }
+
+  private evidence(v: Violation): void {
+    if (this.r.evidence.length < (this.opts.maxEvidence ?? 50)) this.r.evidence.push(v);
+  }
+
+  /** Names a bad run; undefined when it is allowed (foreign bytes inside the truncate/unlink window). */
+  private classify(r: ReadRecord, i: number, j: number, nul: boolean, covered: boolean, cands: number[], identify: boolean): Violation | undefined {
+    const want = () => {
+      for (const k of cands) {
+        const b = this.base.get(k);
+        const at = r.off + i;
+        if (b && at < b.size) return hex(b.bytes(at, Math.min(b.size, at + Math.min(16, j - i))));
+      }
+      return undefined;
+    };
+    const removedBefore = this.events.some((e) => e.path === r.path && e.t < r.s);
+    if (!covered) {
+      if (cands.length === 0 && removedBefore) return { ...this.violation('c-freed', r, i, j, cands, 'data of a file whose removal the host had published'), want: want() };
+      return { ...this.violation('a-beyond', r, i, j, cands, 'past every size the file had in the window'), want: want() };
+    }
+    if (nul) return { ...this.violation('a-nul', r, i, j, cands), want: want() };
+    const id = identify ? this.identify(r.off + i, r.data.subarray(i, Math.min(j, i + 16))) : undefined;
+    if (id) {
+      // freed blocks reused: allowed until the host has published the shrink/removal that freed them
+      const shrinkOps = this.ops.filter((o) => o.h0 <= r.e && this.shrinks(o.op) && cands.includes((o.op as { key: number }).key));
+      const published = (o: Op) => this.events.some((e) => e.path === r.path && e.t >= o.h0 && e.t < r.s);
+      const last = shrinkOps[shrinkOps.length - 1];
+      if (last && !published(last)) { this.r.windowForeign++; return undefined; }
+      if (last) return { ...this.violation('c-freed', r, i, j, cands, 'another file\'s bytes after the host had published the shrink/removal'), want: want(), identified: id };
+    }
+    return { ...this.violation('a-wrong', r, i, j, cands), want: want(), identified: id };
+  }
+
+  /** Whose pattern is this? Same offset first, then any block-aligned offset of any (key, gen). */
+  private identify(at: number, got: Buffer): string | undefined {
+    if (got.length < 4) return undefined;
+    for (const s of this.seen.values()) if (at + got.length <= s.max && pattern(s.k, s.g, at, got.length).equals(got)) return `${s.k}:${s.g}@${at}`;
+    const inBlock = at % 4096;
+    for (const s of this.seen.values()) {
+      for (let b = inBlock; b + got.length <= s.max; b += 4096) if (pattern(s.k, s.g, b, got.length).equals(got)) return `${s.k}:${s.g}@${b}`;
+    }
+    return undefined;
+  }
+}
+
+/** The report as the lines a test or bench prints. */
+export function formatReport(r: Report): string {
+  const kinds = KINDS.map((k) => `${k} ${r.violations[k]}${r.violatingBytes[k] ? ` (${r.violatingBytes[k]} B)` : ''}`).join(', ');
+  const lines = [
+    `reads checked ${r.reads} (${Object.entries(r.readsByKind).map(([k, v]) => `${k} ${v}`).join(', ')}), bytes checked ${r.bytes}, guest ops ${r.ops}`,
+    `violations: ${KINDS.reduce((s, k) => s + r.violations[k], 0)} — ${kinds}`,
+    `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; foreign bytes inside the window ${r.windowForeign}`,
+  ];
+  if (r.modelMismatches.length) lines.push(`MODEL MISMATCH (workload log ≠ guest files): ${r.modelMismatches.join('; ')}`);
+  for (const v of r.evidence.slice(0, 10)) lines.push(`  ${v.kind} ${v.reader} ${v.path} read [${v.off}+${v.len}] @${v.s.toFixed(1)}–${v.e.toFixed(1)}: bad [${v.at}+${v.run}] got ${v.got}${v.want ? ` want ${v.want}` : ''}${v.identified ? ` = ${v.identified}` : ''} cands ${v.candidates.join(',')}${v.note ? ` (${v.note})` : ''}`);
+  return lines.join('\n');
+}
