@@ -1,4 +1,4 @@
-// `npm run bench [-- NAME...]`: runs the named benchmarks (bench/NAME.ts), or lists them. Each
+// `npm run bench [-- NAME [ARGS...]...]`: runs the named benchmarks (bench/NAME.ts), or lists them. Each
 // benchmark prints its own table with ratios against a baseline measured in the same run.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -12,15 +12,22 @@ if (wanted.length === 0) {
   process.stdout.write(`benchmarks (npm run bench -- NAME...; see bench/README.md):\n${all.map((b) => `  ${b}`).join('\n')}\n`);
   process.exit(0);
 }
+// `npm run bench -- NAME [ARGS...] [NAME [ARGS...]]`: words after a benchmark's name that are not
+// benchmark names are its arguments (e.g. `npm run bench -- consistency 30`)
+const runs: { name: string; args: string[] }[] = [];
+for (const w of wanted) {
+  if (all.includes(w) || runs.length === 0) runs.push({ name: w, args: [] });
+  else runs[runs.length - 1]!.args.push(w);
+}
 let failed = 0;
-for (const name of wanted) {
+for (const { name, args } of runs) {
   if (!all.includes(name)) {
     process.stderr.write(`unknown benchmark '${name}'\n`);
     failed++;
     continue;
   }
-  process.stdout.write(`\n=== ${name} ===\n`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`)], { stdio: 'inherit' });
+  process.stdout.write(`\n=== ${name}${args.length ? ` ${args.join(' ')}` : ''} ===\n`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`), ...args], { stdio: 'inherit' });
   if (r.status !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);

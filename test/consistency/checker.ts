@@ -309,17 +309,21 @@ export class Checker {
     }
     const kinds = new Set<ViolationKind>();
     if (left > 0) {
+      // bad regions: unresolved bytes of one class (NUL or not, inside a layer or not); a few bytes
+      // that match by chance (a pattern byte is one of 128 values) do not split a region
       let i = 0;
       let classified = 0;
       while (i < n) {
         if (ok[i]) { i++; continue; }
-        let j = i;
         const nul = r.data[i] === 0;
         const cov = covered[i];
-        while (j < n && !ok[j] && (r.data[j] === 0) === nul && covered[j] === cov) j++;
-        const v = this.classify(r, i, j, nul, !!cov, cands, classified++ < 20);
+        const same = (x: number) => !ok[x] && (r.data[x] === 0) === nul && covered[x] === cov;
+        let j = i + 1;
+        let bad = 1;
+        for (let x = i + 1; x < n && x < j + 32; x++) if (same(x)) { j = x + 1; bad++; } else if (!ok[x]) break;
+        const v = this.classify(r, i, j, nul, !!cov, cands, classified++ < 200);
         if (v) {
-          this.r.violatingBytes[v.kind] += j - i;
+          this.r.violatingBytes[v.kind] += bad;
           if (!kinds.has(v.kind)) { kinds.add(v.kind); this.evidence(v); }
         }
         i = j;

@@ -44,20 +44,23 @@ export interface RunResult {
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const VM = 'vm1';
-const GLOG = '/var/tmp/cons-ops.jsonl';
-const GDONE = '/var/tmp/cons-done';
+const GLOG = '/root/cons-ops.jsonl';
+const GDONE = '/root/cons-done';
 
 /** Bundles workload.ts into one file the guest's node runs. */
 export function bundleWorkload(outfile: string): void {
   buildSync({ entryPoints: [join(HERE, 'workload.ts')], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'error' });
 }
 
-/** guest − host clock, from `date +%s%N` over the control channel; the best of `n` round trips. */
+const CLK_REQ = '/root/cons-clock.req';
+const CLK_RSP = '/root/cons-clock.rsp';
+
+/** guest − host clock, asked of the workload's clock server over the control channel; the best of `n` round trips. */
 export async function sampleClock(vm: GuestVm, n = 5): Promise<ClockSample> {
   let best: ClockSample | undefined;
   for (let i = 0; i < n; i++) {
     const h0 = hostNow();
-    const g = Number(BigInt((await vm.sh('date +%s%N')).trim()) / 1000n) / 1000;
+    const g = Number((await vm.sh(`echo > ${CLK_REQ}; cat ${CLK_RSP}`, { timeoutMs: 10_000 })).trim());
     const h1 = hostNow();
     const s = { t: (h0 + h1) / 2, offset: g - (h0 + h1) / 2, err: (h1 - h0) / 2 };
     if (!best || s.err < best.err) best = s;
@@ -83,7 +86,9 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
     writeFileSync(join(dir, 'cons.json'), JSON.stringify(cfgW));
     await vm.put(join(dir, 'workload.mjs'), '/root/cons-workload.mjs');
     await vm.put(join(dir, 'cons.json'), '/root/cons.json');
-    await vm.sh(`mkdir -p ${dirs.map((d) => d.dir).join(' ')}; rm -f ${GLOG} ${GDONE}`);
+    await vm.sh(`mkdir -p ${dirs.map((d) => d.dir).join(' ')}; rm -f ${GLOG} ${GDONE} ${CLK_REQ} ${CLK_RSP} ${CLK_REQ}.ready; mkfifo ${CLK_REQ} ${CLK_RSP}`);
+    await vm.sh(`(node /root/cons-workload.mjs --clock ${CLK_REQ} ${CLK_RSP}) > /root/cons-clock.out 2>&1 &`);
+    await until('the guest clock server', async () => (await vm!.exec(`test -e ${CLK_REQ}.ready`)).code === 0, 120_000, 500);
     const cfg = parseConfig({
       mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null,
       vms: [{ name: VM, qmp: vm.qmpSocket, share: workloadPaths(dirs) }],
@@ -112,7 +117,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
       checker.addHostEvent({ t: hostNow(), path: unescapePath(name.slice(prefix.length)), kind: 'remove', size: 0 });
     });
 
-    await vm.sh(`nohup node /root/cons-workload.mjs /root/cons.json > /var/tmp/cons-workload.out 2>&1 &`);
+    await vm.sh(`(node /root/cons-workload.mjs /root/cons.json) > /root/cons-workload.out 2>&1 &`);
     log(`[consistency] workload started for ${(o.durationMs / 1000).toFixed(0)} s; clock offset ${samples[0]!.offset.toFixed(1)} ± ${samples[0]!.err.toFixed(1)} ms`);
     readers = startReaders({
       mount: cfg.mountpoint, vm: VM, gateway: gw.url.replace(/\/+$/, ''), seed, pauseMs: o.readerPauseMs ?? 20,
@@ -138,7 +143,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
     };
     const deadline = Date.now() + o.durationMs + 300_000;
     while (!ended) {
-      if (Date.now() > deadline) throw new Error(`the workload did not end: ${(await vm.exec('cat /var/tmp/cons-workload.out')).stdout.toString()}`);
+      if (Date.now() > deadline) throw new Error(`the workload did not end: ${(await vm.exec('cat /root/cons-workload.out')).stdout.toString()}`);
       await new Promise((r) => setTimeout(r, 2000));
       if (hostNow() - lastSample > 10_000) {
         samples.push(await sampleClock(vm, 3));
@@ -153,7 +158,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
         lastProgress = hostNow();
       }
     }
-    const out = (await vm.exec('cat /var/tmp/cons-workload.out')).stdout.toString().trim();
+    const out = (await vm.exec('cat /root/cons-workload.out')).stdout.toString().trim();
     if (out) log(`[consistency] workload said: ${out.slice(0, 500)}`);
     // readers keep going a moment so the last writes are read after they settle
     await new Promise((r) => setTimeout(r, 3000));

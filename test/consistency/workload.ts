@@ -205,5 +205,26 @@ export function runWorkload(cfg: WorkloadConfig): void {
   fs.writeFileSync(cfg.done, `${n}\n`);
 }
 
-// entry point in the guest: node workload.mjs CONFIG.json
-if (process.argv[2] && process.argv[1]?.endsWith('.mjs')) runWorkload(JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as WorkloadConfig);
+/**
+ * The guest clock for the host (busybox `date` has no sub-second format): every request written
+ * to the FIFO `req` is answered on the FIFO `rsp` with CLOCK_REALTIME in ms, taken between the
+ * host's send and its receipt, so the round trip bounds the error.
+ */
+export function serveClock(req: string, rsp: string): void {
+  const b = Buffer.alloc(64);
+  fs.writeFileSync(`${req}.ready`, '');
+  for (;;) {
+    const fd = fs.openSync(req, 'r');
+    while (fs.readSync(fd, b, 0, b.length, null) > 0) { /* drain */ }
+    fs.closeSync(fd);
+    const out = fs.openSync(rsp, 'w');
+    fs.writeSync(out, `${now().toFixed(3)}\n`);
+    fs.closeSync(out);
+  }
+}
+
+// entry points in the guest: node workload.mjs CONFIG.json | node workload.mjs --clock REQ RSP
+if (process.argv[1]?.endsWith('.mjs')) {
+  if (process.argv[2] === '--clock') serveClock(process.argv[3]!, process.argv[4]!);
+  else if (process.argv[2]) runWorkload(JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as WorkloadConfig);
+}

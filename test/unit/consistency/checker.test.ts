@@ -1,0 +1,222 @@
+// The history checker can fail: recorded histories with planted violations of each kind, and the
+// same histories without them (docs/consistency.md, "Self-test").
+import { describe, expect, it } from 'vitest';
+import { Checker, clockFrom, FileModel, pattern, type GuestOp, type ReadRecord, type Report } from '../../consistency/index.js';
+
+const clock = clockFrom([{ t: 0, offset: 0, err: 0 }]); // guest time = host time, exactly
+const W = 300;
+
+/** A tiny history: ops at given times, reads built from the model as of a given moment. */
+class H {
+  ops: GuestOp[] = [];
+  models = new Map<number, FileModel>();
+  gens = new Map<number, number>();
+  create(t: number, key: number, path: string) {
+    this.ops.push({ op: 'create', t0: t, t1: t + 1, key, path, disk: 'data' });
+    this.models.set(key, new FileModel(key));
+    this.gens.set(key, 0);
+  }
+  append(t: number, key: number, len: number) {
+    const m = this.models.get(key)!;
+    this.ops.push({ op: 'write', t0: t, t1: t + 1, key, off: m.size, len, src: key, sgen: this.gens.get(key)!, how: 'buf' });
+    m.put(m.size, m.size + len, key, this.gens.get(key)!);
+  }
+  writeAt(t: number, key: number, off: number, len: number) {
+    this.ops.push({ op: 'write', t0: t, t1: t + 1, key, off, len, src: key, sgen: this.gens.get(key)!, how: 'buf' });
+    this.models.get(key)!.put(off, off + len, key, this.gens.get(key)!);
+  }
+  trunc(t: number, key: number, size: number) {
+    this.ops.push({ op: 'trunc', t0: t, t1: t + 1, key, size });
+    this.models.get(key)!.setSize(size);
+    this.gens.set(key, this.gens.get(key)! + 1);
+  }
+  unlink(t: number, key: number, path: string) {
+    this.ops.push({ op: 'unlink', t0: t, t1: t + 1, key, path });
+  }
+  /** the file's bytes now (in op-building order) */
+  snap(key: number, off = 0, end?: number): Buffer {
+    const m = this.models.get(key)!;
+    return m.bytes(off, end ?? m.size);
+  }
+  end(t: number) {
+    this.ops.push({ op: 'end', t0: t, t1: t + 1, files: [] });
+  }
+}
+
+const read = (path: string, off: number, data: Buffer, s: number, e = s + 5, over: Partial<ReadRecord> = {}): ReadRecord =>
+  ({ reader: 'r1', kind: 'read', path, off, data, eof: true, s, e, ...over });
+
+function check(h: H, reads: ReadRecord[], events: { t: number; path: string; kind: 'shrink' | 'remove'; size: number }[] = []): Report {
+  const c = new Checker({ windowMs: W }, clock);
+  c.addOps(h.ops);
+  for (const ev of events) c.addHostEvent(ev);
+  for (const r of reads) c.addRead(r);
+  return c.finish();
+}
+const total = (r: Report) => Object.values(r.violations).reduce((a, b) => a + b, 0);
+
+describe('byte format', () => {
+  it('is never NUL, depends on key, generation and offset, and is the same at any alignment', () => {
+    const a = pattern(1, 0, 0, 1 << 16);
+    expect(a.includes(0)).toBe(false);
+    expect(pattern(2, 0, 0, 64).equals(a.subarray(0, 64))).toBe(false);
+    expect(pattern(1, 1, 0, 64).equals(a.subarray(0, 64))).toBe(false);
+    expect(pattern(1, 0, 4096, 64).equals(a.subarray(0, 64))).toBe(false);
+    expect(pattern(1, 0, 13, 1000).equals(a.subarray(13, 1013))).toBe(true);
+  });
+});
+
+describe('history checker', () => {
+  const LOG = '/mnt/data/cons/app.log';
+  const appendHistory = () => {
+    const h = new H();
+    h.create(0, 1, LOG);
+    for (let i = 0; i < 20; i++) h.append(100 + i * 100, 1, 1000 + i * 37);
+    h.end(5000);
+    return h;
+  };
+  /** the model of key 1 after the first n appends */
+  const prefixAfter = (n: number) => {
+    const h = new H();
+    h.create(0, 1, LOG);
+    for (let i = 0; i < n; i++) h.append(100 + i * 100, 1, 1000 + i * 37);
+    return h.snap(1);
+  };
+
+  it('passes a clean history: prefixes read during appends, preads, an exact last read', () => {
+    const h = appendHistory();
+    const reads = [
+      read(LOG, 0, prefixAfter(3), 450),
+      read(LOG, 0, prefixAfter(8), 950),
+      read(LOG, 500, prefixAfter(8).subarray(500, 900), 960, 965, { kind: 'pread', eof: false }),
+      read(LOG, 0, h.snap(1), 4000),
+    ];
+    const r = check(h, reads);
+    expect(total(r), JSON.stringify(r.evidence)).toBe(0);
+    expect(r.reads).toBe(4);
+    expect(r.bytes).toBe(reads.reduce((s, x) => s + x.data.length, 0));
+    expect(r.modelMismatches).toEqual([]); // no files listed at the end
+  });
+
+  it('(a) finds NULs in the tail of a read (the append race), as a-nul', () => {
+    const h = appendHistory();
+    const d = Buffer.from(prefixAfter(8));
+    d.fill(0, d.length - 183); // 183 NULs where the guest had written bytes
+    const r = check(h, [read(LOG, 0, d, 950)]);
+    expect(r.violations['a-nul']).toBe(1);
+    expect(r.violatingBytes['a-nul']).toBe(183);
+    expect(r.evidence[0]).toMatchObject({ kind: 'a-nul', at: d.length - 183, run: 183 });
+  });
+
+  it('(a) finds bytes the guest never had at that offset, as a-wrong (and b-prefix: append-only)', () => {
+    const h = appendHistory();
+    const d = Buffer.from(prefixAfter(8));
+    pattern(1, 0, 6096, 50).copy(d, 2000); // the file's own bytes from another block: a mapping error
+    const r = check(h, [read(LOG, 0, d, 950)]);
+    expect(r.violations['a-wrong']).toBe(1);
+    expect(r.violatingBytes['a-wrong']).toBeGreaterThanOrEqual(45);
+    expect(r.violations['b-prefix']).toBe(1);
+    expect(r.evidence.find((v) => v.kind === 'a-wrong')?.identified).toBe('1:0@6096');
+  });
+
+  it('(a) finds bytes past every size the file had within the interval, as a-beyond', () => {
+    const h = appendHistory();
+    // at 450 (window from 150) the file has 3 appends; bytes of the 12th do not exist until 1200
+    const d = prefixAfter(12);
+    const r = check(h, [read(LOG, 0, d, 450, 455)]);
+    expect(r.violations['a-beyond']).toBe(1);
+    // with the window W the same read at 1250 is fine
+    expect(total(check(h, [read(LOG, 0, d, 1250)]))).toBe(0);
+  });
+
+  it('(b) finds a size one reader saw shrink, as b-shrink; other readers are separate', () => {
+    const h = appendHistory();
+    const r = check(h, [read(LOG, 0, prefixAfter(8), 950), read(LOG, 0, prefixAfter(5), 1000), read(LOG, 0, prefixAfter(4), 1100, 1105, { reader: 'r2' })]);
+    expect(r.violations['b-shrink']).toBe(1);
+    expect(r.evidence[0]).toMatchObject({ kind: 'b-shrink', reader: 'r1' });
+  });
+
+  it('measures staleness: a read at EOF older than the guest\'s file', () => {
+    const h = appendHistory();
+    const r = check(h, [read(LOG, 0, prefixAfter(3), 1000)]); // the 4th append ended at 401
+    expect(total(r)).toBe(0); // stale sizes are allowed (a prefix), and measured
+    expect(r.maxStalenessMs).toBe(599);
+  });
+
+  describe('(c) freed blocks', () => {
+    const X = '/mnt/data/cons/trunc.log';
+    const Y = '/mnt/data/cons/churn-0.bin';
+    // X grows to 64 KiB, is truncated to 0 at 1000 (host told at 1100) and regrows 16 KiB (gen 1);
+    // Y is written at 1010 into (what the test pretends are) X's freed blocks
+    const hist = () => {
+      const h = new H();
+      h.create(0, 1, X);
+      h.append(10, 1, 65536);
+      h.trunc(1000, 1, 0);
+      h.create(1005, 2, Y);
+      h.append(1010, 2, 65536);
+      h.append(1020, 1, 16384);
+      h.end(9000);
+      return h;
+    };
+    const leaked = () => {
+      const d = Buffer.from(pattern(1, 1, 0, 16384));
+      pattern(2, 0, 8192, 4096).copy(d, 4096); // Y's block at Y offset 8192 where X has offset 4096
+      return d;
+    };
+
+    it('finds another file\'s bytes after the host published the truncate, as c-freed', () => {
+      const r = check(hist(), [read(X, 0, leaked(), 1500)], [{ t: 1100, path: X, kind: 'shrink', size: 0 }]);
+      expect(r.violations['c-freed']).toBe(1);
+      expect(r.violatingBytes['c-freed']).toBeGreaterThan(3900); // less the bytes that match X's by chance
+      expect(r.violations['a-wrong']).toBe(0);
+      expect(r.evidence[0]).toMatchObject({ kind: 'c-freed', at: 4096, identified: '2:0@8192' });
+    });
+
+    it('allows them inside the documented window (the host not told yet) and counts them', () => {
+      const r = check(hist(), [read(X, 0, leaked(), 1050)], [{ t: 1100, path: X, kind: 'shrink', size: 0 }]);
+      expect(total(r)).toBe(0);
+      expect(r.windowForeign).toBe(1);
+    });
+
+    it('finds data of an unlinked file served after the host published its removal', () => {
+      const h = hist();
+      h.unlink(2000, 2, Y);
+      const r = check(h, [read(Y, 0, pattern(2, 0, 0, 4096), 5000)], [{ t: 2100, path: Y, kind: 'remove', size: 0 }]);
+      expect(r.violations['c-freed']).toBe(1);
+      // and the same read inside the window is fine
+      expect(total(check(h, [read(Y, 0, pattern(2, 0, 0, 4096), 2050)], [{ t: 2100, path: Y, kind: 'remove', size: 0 }]))).toBe(0);
+    });
+
+    it('accepts old-generation bytes within W of the truncate and not after it', () => {
+      const h = hist();
+      const old = pattern(1, 0, 0, 16384); // X's bytes before the truncate, at X's offsets
+      expect(total(check(h, [read(X, 0, old, 1200, 1205, { eof: false })]))).toBe(0);
+      const late = check(h, [read(X, 0, old, 1600, 1605, { eof: false })], [{ t: 1100, path: X, kind: 'shrink', size: 0 }]);
+      expect(late.violations['c-freed']).toBe(1);
+    });
+  });
+
+  it('reads within holes: zeros are valid there, NULs over written bytes are not', () => {
+    const S = '/mnt/pdata/cons/sparse.bin';
+    const h = new H();
+    h.create(0, 1, S);
+    h.trunc(1, 1, 1 << 20);
+    h.gens.set(1, 0);
+    h.writeAt(100, 1, 4096, 8192);
+    h.end(9000);
+    const good = h.snap(1, 0, 16384);
+    expect(total(check(h, [read(S, 0, good, 1000, 1005, { eof: false })]))).toBe(0);
+    const zeros = Buffer.alloc(16384); // the write not yet visible: allowed only within W
+    expect(total(check(h, [read(S, 0, zeros, 300, 305, { eof: false })]))).toBe(0);
+    expect(check(h, [read(S, 0, zeros, 1000, 1005, { eof: false })]).violations['a-nul']).toBe(1);
+  });
+
+  it('checks the workload log against the guest\'s final files', () => {
+    const h = appendHistory();
+    h.ops.pop();
+    const sha = 'ff'.repeat(32);
+    h.ops.push({ op: 'end', t0: 5000, t1: 5001, files: [{ key: 1, path: LOG, size: h.snap(1).length, sha256: sha }] });
+    expect(check(h, []).modelMismatches).toHaveLength(1);
+  });
+});
