@@ -47,6 +47,8 @@ export interface Report {
   evidence: Violation[];
   /** reads at EOF whose size was older than the guest's at the read's start: the largest, p50, p99 (ms) */
   maxStalenessMs: number;
+  /** the read that had it */
+  stalest?: string;
   p50StalenessMs: number;
   p99StalenessMs: number;
   staleReads: number;
@@ -116,16 +118,19 @@ export class Checker {
 
   addHostEvent(ev: HostEvent): void {
     this.events.push(ev);
-    // lag: the latest shrinking guest op on a key bound to that path before the event
+    // lag: the latest shrinking guest op, not matched before, on a key bound to that path
     for (let i = this.ops.length - 1; i >= 0 && i >= this.ops.length - 2000; i--) {
       const o = this.ops[i]!;
       if (o.h0 > ev.t) continue;
+      if (ev.t - o.h1 > 60_000 || this.lagMatched.has(o)) break;
       if (this.shrinks(o.op) && this.boundKeys(ev.path, o.h0 - 1, ev.t).includes((o.op as { key: number }).key)) {
+        this.lagMatched.add(o);
         this.r.maxShrinkLagMs = Math.max(this.r.maxShrinkLagMs, ev.t - o.h1);
         break;
       }
     }
   }
+  private readonly lagMatched = new WeakSet<Op>();
 
   addRead(r: ReadRecord): void {
     this.pending.push(r);
@@ -348,6 +353,7 @@ export class Checker {
     if (r.eof && r.kind !== 'tail' && cands.length > 0) {
       const st = Math.min(...cands.map((k) => this.stale(k, r.off + n, r.s)));
       this.staleness.push(st);
+      if (st > this.r.maxStalenessMs) this.r.stalest = `${r.reader} ${r.path} size ${r.off + n} at ${r.s.toFixed(1)}, keys ${cands.join(',')}`;
       this.r.maxStalenessMs = Math.max(this.r.maxStalenessMs, st);
     }
   }
@@ -419,7 +425,7 @@ export function formatReport(r: Report): string {
   const lines = [
     `reads checked ${r.reads} (${Object.entries(r.readsByKind).map(([k, v]) => `${k} ${v}`).join(', ')}), bytes checked ${r.bytes}, guest ops ${r.ops}`,
     `violations: ${KINDS.reduce((s, k) => s + r.violations[k], 0)} — ${kinds}`,
-    `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; foreign bytes inside the window ${r.windowForeign}`,
+    `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads${r.stalest ? `; stalest: ${r.stalest}` : ''}); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; foreign bytes inside the window ${r.windowForeign}`,
   ];
   if (r.modelMismatches.length) lines.push(`MODEL MISMATCH (workload log ≠ guest files): ${r.modelMismatches.join('; ')}`);
   for (const v of r.evidence.slice(0, 10)) lines.push(`  ${v.kind} ${v.reader} ${v.path} read [${v.off}+${v.len}] @${v.s.toFixed(1)}–${v.e.toFixed(1)}: bad [${v.at}+${v.run}] got ${v.got}${v.want ? ` want ${v.want}` : ''}${v.identified ? ` = ${v.identified}` : ''} cands ${v.candidates.join(',')}${v.note ? ` (${v.note})` : ''}`);

@@ -29,7 +29,7 @@ export interface Readers {
   /** no read not yet recorded started before this host time */
   lowWater(): number;
   stop(): Promise<void>;
-  stats(): { mmapRestarts: number; errors: number };
+  stats(): { mmapRestarts: number; errors: number; errorSamples: string[] };
 }
 
 const MMAP_PY = String.raw`
@@ -73,6 +73,11 @@ export function startReaders(o: ReadersOptions): Readers {
   let stopping = false;
   let errors = 0;
   let mmapRestarts = 0;
+  const errorSamples: string[] = [];
+  const fail = (msg: string) => {
+    errors++;
+    if (errorSamples.length < 5) errorSamples.push(msg);
+  };
   const marks = new Map<string, number>(); // reader → end of its last read (or its start)
   const loops: Promise<void>[] = [];
   const children: ChildProcess[] = [];
@@ -92,7 +97,7 @@ export function startReaders(o: ReadersOptions): Readers {
           if (l.length) await body(l[rng.int(l.length)]!);
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
-          if (code !== 'ENOENT') errors++;
+          if (code !== 'ENOENT') fail(`${reader}: ${(e as Error).message}`);
         }
         marks.set(reader, Math.max(marks.get(reader)!, hostNow() - 1)); // nothing in flight now
         await sleep(rng.next() * 2 * o.pauseMs);
@@ -137,11 +142,11 @@ export function startReaders(o: ReadersOptions): Readers {
     const off = offsetIn(r3, size);
     const len = lenFor(r3);
     const s = hostNow();
-    const res = await fetch(`${o.gateway}/webhdfs/v1/${name}?op=OPEN&offset=${off}&length=${len}`);
+    const res = await fetch(`${o.gateway}/webhdfs/v1/${name}?op=OPEN&offset=${off}&length=${len}&user.name=livemr-checker`);
     const data = Buffer.from(await res.arrayBuffer());
     const e = hostNow();
     if (res.status === 200) rec('webhdfs', 'webhdfs', name, off, data, data.length < len, s, e);
-    else if (res.status !== 404 && res.status !== 403) errors++; // 404 removed, 403 offset past a shrunk end
+    else if (res.status !== 404 && res.status !== 403) fail(`webhdfs ${res.status}: ${data.toString().slice(0, 200)}`); // 404 removed, 403 offset past a shrunk end
   });
 
   // mmap: python3, restarted if a file shrinks under its mapping (SIGBUS)
@@ -165,7 +170,7 @@ export function startReaders(o: ReadersOptions): Readers {
     py.on('exit', (_c, sig) => {
       if (stopping) return;
       if (sig === 'SIGBUS') mmapRestarts++;
-      else errors++;
+      else fail(`mmap reader exited (${_c}, ${sig})`);
       setTimeout(startMmap, 100);
     });
   };
@@ -197,7 +202,7 @@ export function startReaders(o: ReadersOptions): Readers {
 
   return {
     lowWater: () => Math.min(...marks.values()),
-    stats: () => ({ mmapRestarts, errors }),
+    stats: () => ({ mmapRestarts, errors, errorSamples }),
     async stop() {
       stopping = true;
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');

@@ -37,7 +37,7 @@ export interface RunOptions {
 export interface RunResult {
   report: Report;
   clock: ClockSample[];
-  readers: { mmapRestarts: number; errors: number };
+  readers: { mmapRestarts: number; errors: number; errorSamples: string[] };
   guestOps: number;
   wallMs: number;
 }
