@@ -35,6 +35,8 @@ export interface Violation {
   /** key:gen@offset whose pattern the bad bytes are, if found */
   identified?: string;
   note?: string;
+  /** the guest ops on the candidates that touched the bad bytes or changed the size, last few, with times relative to the read's start */
+  ops?: string[];
 }
 
 export interface Report {
@@ -52,6 +54,10 @@ export interface Report {
   p50StalenessMs: number;
   p99StalenessMs: number;
   staleReads: number;
+  /** zero runs that were the file's bytes before a write older than W (the host had not shown it yet): count, largest age */
+  staleRuns: number;
+  maxStaleValueMs: number;
+  stalestValue?: string;
   /** foreign bytes seen inside the documented truncate/unlink window (allowed, counted) */
   windowForeign: number;
   /** guest truncate/unlink → host published it: the largest seen (ms) */
@@ -68,7 +74,13 @@ export interface CheckerOptions {
   maxEvidence?: number;
 }
 
-interface Op { op: GuestOp; h0: number; h1: number }
+interface Op {
+  op: GuestOp;
+  h0: number;
+  h1: number;
+  /** for writes: the parts of the range that read as zeros before (a hole, unwritten, a gap) */
+  wasZero?: { s: number; e: number }[];
+}
 interface Binding { key: number; from: number; to: number }
 
 const hex = (b: Buffer) => b.toString('hex');
@@ -95,7 +107,7 @@ export class Checker {
   constructor(private readonly opts: CheckerOptions, private clock: Clock) {
     this.r = {
       reads: 0, bytes: 0, readsByKind: {}, evidence: [], maxStalenessMs: 0, p50StalenessMs: 0, p99StalenessMs: 0, staleReads: 0,
-      windowForeign: 0, maxShrinkLagMs: 0, ops: 0, modelMismatches: [],
+      windowForeign: 0, maxShrinkLagMs: 0, staleRuns: 0, maxStaleValueMs: 0, ops: 0, modelMismatches: [],
       violations: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
       violatingBytes: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
     };
@@ -111,7 +123,7 @@ export class Checker {
       const o: Op = { op, h0: a.t - a.err, h1: b.t + b.err };
       this.ops.push(o);
       this.r.ops++;
-      this.horizon = Math.max(this.horizon, b.t - b.err);
+      this.horizon = Math.max(this.horizon, b.t - 3 * b.err); // ops not fetched yet start after this, even with the clock error
       this.track(o);
     }
   }
@@ -218,6 +230,7 @@ export class Checker {
     this.sizeBefore.set(op, m.size);
     if (op.op === 'write') {
       if (op.off !== m.size) this.notAppend.add(op.key);
+      o.wasZero = m.slice(op.off, op.off + op.len).filter((x) => x.k === 0).map((x) => ({ s: x.s, e: x.e }));
       m.put(op.off, op.off + op.len, op.src, op.sgen);
       const id = `${op.src}:${op.sgen}`;
       const s = this.seen.get(id) ?? { k: op.src, g: op.sgen, max: 0 };
@@ -327,6 +340,7 @@ export class Checker {
         let bad = 1;
         for (let x = i + 1; x < n && x < j + 32; x++) if (same(x)) { j = x + 1; bad++; } else if (!ok[x]) break;
         const v = this.classify(r, i, j, nul, !!cov, cands, classified++ < 200);
+        if (v && !kinds.has(v.kind)) v.ops = this.opsTouching(cands, r.off + i, r.off + j, r.s);
         if (v) {
           this.r.violatingBytes[v.kind] += bad;
           if (!kinds.has(v.kind)) { kinds.add(v.kind); this.evidence(v); }
@@ -356,6 +370,46 @@ export class Checker {
       if (st > this.r.maxStalenessMs) this.r.stalest = `${r.reader} ${r.path} size ${r.off + n} at ${r.s.toFixed(1)}, keys ${cands.join(',')}`;
       this.r.maxStalenessMs = Math.max(this.r.maxStalenessMs, st);
     }
+  }
+
+  /**
+   * If [a, b) read as zeros before the last write to it that ended before `before`, and that write
+   * is the only thing that made it non-zero, how long before `s` it ended.
+   */
+  private staleZeroAge(cands: number[], a: number, b: number, before: number, s: number): number | undefined {
+    let age = 0;
+    for (let p = a; p < b;) {
+      // the first write to p since the file's last truncate/creation: zeros stopped being its bytes there
+      let first: Op | undefined;
+      for (let i = this.ops.length - 1; i >= 0; i--) {
+        const o = this.ops[i]!;
+        const op = o.op;
+        if (o.h1 >= before || !('key' in op) || !cands.includes(op.key)) continue;
+        if (op.op === 'trunc' || op.op === 'copy' || op.op === 'create') break;
+        if (op.op === 'write' && op.off <= p && op.off + op.len > p) first = o;
+      }
+      const w = first?.op;
+      if (!first || w?.op !== 'write') return undefined;
+      const z = first.wasZero?.find((x) => x.s <= p && x.e > p);
+      if (!z) return undefined;
+      const end = Math.min(b, w.off + w.len, z.e);
+      age = Math.max(age, s - first.h1);
+      p = end;
+    }
+    return age;
+  }
+
+  private opsTouching(cands: number[], a: number, b: number, s: number): string[] {
+    const out: string[] = [];
+    for (const o of this.ops) {
+      const op = o.op;
+      if (!('key' in op) || !cands.includes(op.key)) continue;
+      const touches = op.op === 'write' ? op.off < b && op.off + op.len > a : op.op !== 'rename' && op.op !== 'create';
+      if (!touches) continue;
+      const { t0: _t0, t1: _t1, key: _k, ...rest } = op as GuestOp & { key: number };
+      out.push(`${JSON.stringify(rest)} at ${(o.h0 - s).toFixed(0)}..${(o.h1 - s).toFixed(0)} ms`);
+    }
+    return out.slice(-6);
   }
 
   /** How long before `t` the guest's file `key` had already grown past `size` (0: it had not). */
@@ -394,7 +448,16 @@ export class Checker {
       if (cands.length === 0 && removedBefore) return { ...this.violation('c-freed', r, i, j, cands, 'data of a file whose removal the host had published'), want: want() };
       return { ...this.violation('a-beyond', r, i, j, cands, 'past every size the file had in the window'), want: want() };
     }
-    if (nul) return { ...this.violation('a-nul', r, i, j, cands), want: want() };
+    if (nul) {
+      // zeros the file really had there before a write the host has not shown yet: stale, not wrong
+      const age = this.staleZeroAge(cands, r.off + i, r.off + j, r.s - this.opts.windowMs, r.s);
+      if (age !== undefined) {
+        this.r.staleRuns++;
+        if (age > this.r.maxStaleValueMs) { this.r.maxStaleValueMs = age; this.r.stalestValue = `${r.reader} ${r.path} [${r.off + i}+${j - i}] at ${r.s.toFixed(1)}`; }
+        return undefined;
+      }
+      return { ...this.violation('a-nul', r, i, j, cands), want: want() };
+    }
     const id = identify ? this.identify(r.off + i, r.data.subarray(i, Math.min(j, i + 16))) : undefined;
     if (id) {
       // freed blocks reused: allowed until the host has published the shrink/removal that freed them
@@ -426,8 +489,9 @@ export function formatReport(r: Report): string {
     `reads checked ${r.reads} (${Object.entries(r.readsByKind).map(([k, v]) => `${k} ${v}`).join(', ')}), bytes checked ${r.bytes}, guest ops ${r.ops}`,
     `violations: ${KINDS.reduce((s, k) => s + r.violations[k], 0)} — ${kinds}`,
     `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads${r.stalest ? `; stalest: ${r.stalest}` : ''}); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; foreign bytes inside the window ${r.windowForeign}`,
+    `stale zeros (a hole the guest wrote more than W before, not shown yet): ${r.staleRuns} runs, oldest ${r.maxStaleValueMs.toFixed(0)} ms${r.stalestValue ? ` (${r.stalestValue})` : ''}`,
   ];
   if (r.modelMismatches.length) lines.push(`MODEL MISMATCH (workload log ≠ guest files): ${r.modelMismatches.join('; ')}`);
-  for (const v of r.evidence.slice(0, 10)) lines.push(`  ${v.kind} ${v.reader} ${v.path} read [${v.off}+${v.len}] @${v.s.toFixed(1)}–${v.e.toFixed(1)}: bad [${v.at}+${v.run}] got ${v.got}${v.want ? ` want ${v.want}` : ''}${v.identified ? ` = ${v.identified}` : ''} cands ${v.candidates.join(',')}${v.note ? ` (${v.note})` : ''}`);
+  for (const v of r.evidence.slice(0, 10)) lines.push(`  ${v.kind} ${v.reader} ${v.path} read [${v.off}+${v.len}] @${v.s.toFixed(1)}–${v.e.toFixed(1)}: bad [${v.at}+${v.run}] got ${v.got}${v.want ? ` want ${v.want}` : ''}${v.identified ? ` = ${v.identified}` : ''} cands ${v.candidates.join(',')}${v.note ? ` (${v.note})` : ''}${v.ops?.length ? `\n      ops: ${v.ops.join('\n           ')}` : ''}`);
   return lines.join('\n');
 }
