@@ -162,7 +162,7 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
         f.path = msg.path;
         f.size = msg.size;
         f.extents = [...clip(f.extents, msg.from), ...msg.extents];
-        f.changedFrom = Math.min(f.changedFrom, msg.from);
+        f.changedFrom = Math.min(f.changedFrom, msg.rewritten ? 0 : msg.from);
         this.files.set(f.fileId, f);
         if (!msg.more) this.emit('file', f);
         break;

@@ -25,6 +25,9 @@ export const MAX_EXTENTS_PER_FRAME = Math.floor((MAX_PAYLOAD - 64 - 2 * MAX_PATH
 export const EXTENT_UNWRITTEN = 0x1; // allocated but never written: reads as zeros
 export const EXTENT_UNMAPPABLE = 0x2; // data exists but not as a plain disk byte range (inline, encoded, ...)
 export const EXTENT_SHARED = 0x4; // informational: blocks shared with another file (reflink)
+/** fileExtents frame flags */
+const FILE_MORE = 0x1;
+const FILE_REWRITTEN = 0x2;
 export const EXTENT_PENDING = 0x8; // data the guest holds that has no disk location yet (delayed allocation)
 const EXTENT_FLAGS_KNOWN = 0xf;
 
@@ -71,6 +74,11 @@ export type Message =
     from: number;
     /** more frames of the same update follow */
     more: boolean;
+    /**
+     * the file was written since the last report and the guest cannot tell where (inotify says
+     * "modified", not which bytes): bytes below `from` may have changed in place too
+     */
+    rewritten: boolean;
     extents: Extent[];
   }
   | { type: 'truncate'; fileId: number; size: number }
@@ -205,7 +213,7 @@ function encodePayload(m: Message): Buffer {
     case 'fileExtents':
       if (m.extents.length > MAX_EXTENTS_PER_FRAME) throw new ProtocolError('too many extents for one frame');
       w.u32(m.fileId).u64(m.inode).u32(m.generation).str(m.path, MAX_PATH_BYTES).str(m.disk, MAX_NAME_BYTES)
-        .u64(m.size).u64(m.from).u8(m.more ? 1 : 0).u32(m.extents.length);
+        .u64(m.size).u64(m.from).u8((m.more ? FILE_MORE : 0) | (m.rewritten ? FILE_REWRITTEN : 0)).u32(m.extents.length);
       for (const x of m.extents) w.u64(x.logical).u64(x.physical).u64(x.length).u32(x.flags);
       break;
     case 'truncate': w.u32(m.fileId).u64(m.size); break;
@@ -251,7 +259,7 @@ function decodePayload(type: TypeName, b: Buffer): Message {
     case 'fileExtents': {
       const fileId = r.u32(), inode = r.u64(), generation = r.u32(), path = r.str(MAX_PATH_BYTES), disk = r.str(MAX_NAME_BYTES);
       const size = r.u64(), from = r.u64(), fl = r.u8();
-      if (fl > 1) throw new PayloadError(`unknown file flags ${fl}`);
+      if (fl & ~(FILE_MORE | FILE_REWRITTEN)) throw new PayloadError(`unknown file flags ${fl}`);
       const n = r.count(4, MAX_EXTENTS_PER_FRAME, EXTENT_BYTES);
       const extents: Extent[] = [];
       for (let i = 0; i < n; i++) {
@@ -262,7 +270,7 @@ function decodePayload(type: TypeName, b: Buffer): Message {
         if (x.logical < (extents.at(-1) ? extents.at(-1)!.logical + extents.at(-1)!.length : from)) throw new PayloadError('extents overlap, are unsorted or start before `from`');
         extents.push(x);
       }
-      m = { type, fileId, inode, generation, path, disk, size, from, more: fl === 1, extents };
+      m = { type, fileId, inode, generation, path, disk, size, from, more: (fl & FILE_MORE) !== 0, rewritten: (fl & FILE_REWRITTEN) !== 0, extents };
       break;
     }
     case 'truncate': m = { type, fileId: r.u32(), size: r.u64() }; break;
@@ -316,14 +324,14 @@ function frameCrc(head: Buffer, payload: Buffer): number {
 }
 
 /** Splits an extent list into fileExtents messages that each fit a frame. */
-export function splitFileExtents(base: Omit<MessageOf<'fileExtents'>, 'type' | 'more' | 'extents'>, extents: Extent[]): MessageOf<'fileExtents'>[] {
+export function splitFileExtents(base: Omit<MessageOf<'fileExtents'>, 'type' | 'more' | 'rewritten' | 'extents'> & { rewritten?: boolean }, extents: Extent[]): MessageOf<'fileExtents'>[] {
   const out: MessageOf<'fileExtents'>[] = [];
   let i = 0;
   do {
     const part = extents.slice(i, i + MAX_EXTENTS_PER_FRAME);
     i += part.length;
     const from = out.length === 0 ? base.from : part[0]!.logical;
-    out.push({ type: 'fileExtents', ...base, from, more: i < extents.length, extents: part });
+    out.push({ type: 'fileExtents', ...base, rewritten: base.rewritten ?? false, from, more: i < extents.length, extents: part });
   } while (i < extents.length);
   return out;
 }

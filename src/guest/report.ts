@@ -4,9 +4,11 @@
 //    writeback started and is on the disk when FIEMAP_FLAG_SYNC returns; bytes appended while or
 //    after the file is written back are reported next time, never described by this report;
 //  - bytes still in delayed allocation after the sync are pending extents, never holes;
-//  - `from` is the lowest offset whose bytes may have changed, so the host re-reads (and drops its
-//    cached pages) from there: the page the last report ended in when the file grew (it was partly
-//    written), and 0 when the file was written without growing (an in-place write can be anywhere).
+//  - `from` is where the host must re-read the mapping: the first changed extent, or the page the
+//    last report ended in when the file grew or shrank (it was partly written);
+//  - `rewritten` says the file was written since the last report: inotify says "modified", never
+//    which bytes, so an in-place write can be anywhere and the host drops its cached pages of the
+//    whole file (the mapping below `from` is unchanged, only content may be).
 import { firstDifference } from './extents.js';
 import { EXTENT_PENDING, EXTENT_UNMAPPABLE, type Extent } from './protocol.js';
 
@@ -21,7 +23,7 @@ export interface Reported {
 export interface ReportRequest {
   /** lowest offset the tracker saw change since the last report (Infinity: none) */
   from: number;
-  /** written without growing: the change may be anywhere below the size */
+  /** the file was written (inotify): the change may be anywhere below the size */
   rewritten: boolean;
   /** send a frame even when nothing changed (new path after a rename) */
   force: boolean;
@@ -32,6 +34,7 @@ export interface ReportRequest {
 export interface ReportPlan {
   size: number;
   from: number;
+  rewritten: boolean;
   /** extents at logical offsets ≥ from (the first one cut at from) */
   extents: Extent[];
 }
@@ -45,13 +48,13 @@ export interface ReportPlan {
 export function planReport(prev: Reported, sizeBefore: number, extents: Extent[], req: ReportRequest): ReportPlan | undefined {
   const remapped = firstDifference(prev.extents, extents);
   const resized = sizeBefore !== prev.size ? alignDown(Math.min(sizeBefore, prev.size)) : Infinity;
-  let from = Math.min(req.from, remapped, resized, req.rewritten || req.full ? 0 : Infinity);
+  let from = Math.min(req.from, remapped, resized, req.full ? 0 : Infinity);
   if (from === Infinity) {
-    if (!req.force) return undefined;
+    if (!req.force && !req.rewritten) return undefined;
     const last = prev.extents.at(-1);
-    from = last ? last.logical + last.length : 0; // nothing new: a frame with the new path only
+    from = last ? last.logical + last.length : 0; // no new mapping: a frame with the new path / the rewrite only
   }
-  return { size: sizeBefore, from, extents: extentsFrom(extents, from) };
+  return { size: sizeBefore, from, rewritten: req.rewritten, extents: extentsFrom(extents, from) };
 }
 
 /** The extents at logical offsets ≥ from, the one straddling `from` cut there. */

@@ -63,13 +63,11 @@ interface SharedFile {
   /** what the host has been told */
   reported: Extent[];
   reportedSize: number;
-  /** the size at the last look (not at the last report): growth since then means an append */
-  seenSize: number;
   /**
    * queued update: earliest changed offset, when it was first seen, bytes concerned, whether a
    * frame goes even without a visible change (renamed; or written: dirty pages in unwritten extents
-   * show up only after writeback, which the send forces), and whether the file was written without
-   * growing (an in-place write: the change can be anywhere)
+   * show up only after writeback, which the send forces), and whether the file was written (where,
+   * inotify does not say: the host drops its cached pages of the whole file)
    */
   queued?: { from: number; since: number; bytes: number; force: boolean; rewritten: boolean };
   /** inotify saw a write since the last look */
@@ -232,7 +230,7 @@ export class Tracker {
       const disk = resolveFileDisk(st.dev);
       const f: SharedFile = {
         id: this.nextId++, fd, key: `${st.dev}:${st.ino}`, ino: st.ino, generation: native().generation(fd), path, disk,
-        reported: [], reportedSize: 0, seenSize: st.size, modified: false,
+        reported: [], reportedSize: 0, modified: false,
       };
       // watched through the descriptor: the watch follows the inode through renames, also when re-armed
       f.watcher = new QuietWatch(`/proc/self/fd/${fd}`, this.o.settleMs, () => { f.modified = true; this.discover(f); });
@@ -279,8 +277,6 @@ export class Tracker {
     const oldPath = f.path;
     this.followRename(f);
     const moved = f.path !== oldPath;
-    const rewritten = modified && st.size === f.seenSize;
-    f.seenSize = st.size;
     if (st.size < f.reportedSize) {
       // blocks past the new end may be reused at once: tell the host before anything else
       f.reported = clip(f.reported, st.size);
@@ -293,7 +289,7 @@ export class Tracker {
     let from = Math.min(firstDifference(f.reported, map.extents), firstPending(map.extents, st.size));
     if (st.size !== f.reportedSize) from = Math.min(from, alignDown(Math.min(st.size, f.reportedSize)));
     if (from === Infinity && !modified && !moved) return;
-    this.queue(f, from, false, map.extents, moved || modified, rewritten);
+    this.queue(f, from, false, map.extents, moved, modified);
   }
 
   /** Adds an update to the batch and decides whether the batch goes now. */
@@ -356,7 +352,7 @@ export class Tracker {
     if (this.o.diskFlush || all || flushDisks) for (const dev of devs) await flushDevice(dev, this.o.log);
     for (const { f, extents, plan } of plans) {
       if (!this.files.has(f.id)) continue;
-      const base = { fileId: f.id, inode: f.ino, generation: f.generation, path: f.path, disk: f.disk.serial, size: plan.size, from: plan.from };
+      const base = { fileId: f.id, inode: f.ino, generation: f.generation, path: f.path, disk: f.disk.serial, size: plan.size, from: plan.from, rewritten: plan.rewritten };
       for (const m of splitFileExtents(base, plan.extents)) this.emit(m);
       f.reported = extents;
       f.reportedSize = plan.size;

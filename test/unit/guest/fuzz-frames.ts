@@ -37,11 +37,11 @@ export function randomMessage(r: () => number, side: 'guest' | 'host'): Message 
       let pos = int(1 << 20);
       const from = pos;
       const extents = Array.from({ length: int(20) }, () => {
-        const x = { logical: pos, physical: int(2 ** 40), length: (int(100) + 1) * 4096, flags: int(7) };
+        const x = { logical: pos, physical: int(2 ** 40), length: (int(100) + 1) * 4096, flags: int(15) };
         pos += x.length + int(3) * 4096;
         return x;
       });
-      return { type: 'fileExtents', fileId: int(1000), inode: int(2 ** 32), generation: int(0xffffffff), path: '/' + str(60), disk: str(8), size: pos, from, more: r() < 0.2, extents };
+      return { type: 'fileExtents', fileId: int(1000), inode: int(2 ** 32), generation: int(0xffffffff), path: '/' + str(60), disk: str(8), size: pos, from, more: r() < 0.2, rewritten: r() < 0.5, extents };
     }
     case 2: return { type: 'truncate', fileId: int(1000), size: int(2 ** 50) };
     case 3: return { type: 'remove', fileId: int(1000), reason: pick(REMOVE_REASON) };

@@ -27,7 +27,7 @@ async function until<T>(f: () => T | undefined | false): Promise<T> {
 }
 const ext = (logical: number, physical: number, length: number) => ({ logical, physical, length, flags: 0 });
 const fileMsg = (from: number, extents: ReturnType<typeof ext>[], more = false): Message =>
-  ({ type: 'fileExtents', fileId: 1, inode: 12, generation: 1, path: '/a', disk: 'data', size: 20480, from, more, extents });
+  ({ type: 'fileExtents', fileId: 1, inode: 12, generation: 1, path: '/a', disk: 'data', size: 20480, from, more, rewritten: false, extents });
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'livemr-sess-'));
@@ -86,6 +86,17 @@ describe('GuestSession', () => {
     send({ type: 'remove', fileId: 1, reason: 'deleted' });
     expect(await removed).toBe('deleted');
     expect(session.files.size).toBe(0);
+  });
+
+  it('tracks the lowest offset that may have changed until the consumer acts on it; rewritten means 0', async () => {
+    await handshake();
+    const seen: number[] = [];
+    session.on('file', (f) => { seen.push(f.changedFrom); f.changedFrom = Infinity; });
+    send(fileMsg(0, [ext(0, 4096, 8192)]));
+    send(fileMsg(8192, [])); // growth: the mapping from 8192 on
+    send({ ...(fileMsg(8192, []) as MessageOf<'fileExtents'>), rewritten: true }); // written somewhere: everything may have changed
+    await until(() => seen.length === 3);
+    expect(seen).toEqual([0, 8192, 0]);
   });
 
   it('answers garbage with an error frame and a new handshake, and keeps working', async () => {

@@ -71,7 +71,7 @@ describe('guest protocol codec', () => {
   });
 
   it('validates extents: sorted, non-empty, after `from`, known flags, below 2^53', () => {
-    const base = { type: 'fileExtents' as const, fileId: 1, inode: 2, generation: 3, path: '/f', disk: 'data', size: 8192, from: 0, more: false };
+    const base = { type: 'fileExtents' as const, fileId: 1, inode: 2, generation: 3, path: '/f', disk: 'data', size: 8192, from: 0, more: false, rewritten: false };
     // the encoder does not police extent order or flags: the decoder must
     const enc = (extents: { logical: number; physical: number; length: number; flags: number }[]) => encodeFrame(1, { ...base, extents });
     const dec = new FrameDecoder('guest');

@@ -22,7 +22,7 @@ describe('planReport', () => {
   it('grown without a visible mapping change: starts at the page of the old end', () => {
     const m = [x(0, 0, 65536)];
     const p = planReport({ extents: m, size: 5000 }, 9000, m, req())!;
-    expect(p).toEqual({ size: 9000, from: 4096, extents: [x(4096, 4096, 61440)] });
+    expect(p).toEqual({ size: 9000, from: 4096, rewritten: false, extents: [x(4096, 4096, 61440)] });
   });
 
   it('delalloc left after the sync stays a pending extent (never a hole) and keeps no location', () => {
@@ -36,15 +36,17 @@ describe('planReport', () => {
     expect(extentsFrom([x(0, 0, 8192, EXTENT_UNMAPPABLE)], 100)).toEqual([x(100, 0, 8092, EXTENT_UNMAPPABLE)]);
   });
 
-  it('written without growing: the change can be anywhere, so from 0', () => {
+  it('written (inotify cannot say where): a frame flagged rewritten even when the mapping and size are unchanged', () => {
     const m = [x(0, 0, 8192)];
-    expect(planReport({ extents: m, size: 8192 }, 8192, m, req({ rewritten: true }))!.from).toBe(0);
+    expect(planReport({ extents: m, size: 8192 }, 8192, m, req({ rewritten: true }))).toEqual({ size: 8192, from: 8192, rewritten: true, extents: [] });
+    // with growth the mapping is re-read from the old end's page; the flag still covers what lies below
+    expect(planReport({ extents: m, size: 5000 }, 6000, m, req({ rewritten: true }))).toMatchObject({ from: 4096, rewritten: true });
   });
 
   it('nothing changed: nothing to say, unless forced (a rename) — then a frame that cuts nothing', () => {
     const m = [x(0, 0, 8192)];
     expect(planReport({ extents: m, size: 8000 }, 8000, m, req())).toBeUndefined();
-    expect(planReport({ extents: m, size: 8000 }, 8000, m, req({ force: true }))).toEqual({ size: 8000, from: 8192, extents: [] });
+    expect(planReport({ extents: m, size: 8000 }, 8000, m, req({ force: true }))).toEqual({ size: 8000, from: 8192, rewritten: false, extents: [] });
   });
 
   it('a remap below the old size starts the report there; a resync starts at 0', () => {
