@@ -221,7 +221,7 @@ describe('VmLink from its parts (in-memory control plane and channel, real qcow2
     return b;
   }));
   const fileMsg = (path: string, extents: { logical: number; physical: number; length: number }[], size: number, disk = 'data'): MessageOf<'fileExtents'> =>
-    ({ type: 'fileExtents', fileId: 7, inode: 12, generation: 1, path, disk, size, from: 0, more: false, extents: extents.map((x) => ({ ...x, flags: 0 })) });
+    ({ type: 'fileExtents', fileId: 7, inode: 12, generation: 1, path, disk, size, from: 0, more: false, rewritten: false, extents: extents.map((x) => ({ ...x, flags: 0 })) });
 
   it('plugs the channel, asks for the wanted paths and publishes what the guest reports', async () => {
     const control = new MemoryControl(oneDiskModel(img, 'qcow2'));
