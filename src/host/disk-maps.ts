@@ -5,6 +5,7 @@ import { stat } from 'node:fs/promises';
 import { openImage, type ImageMapper, type OpenImageOptions } from '../image/index.js';
 import type { VmDisk, VmModel } from '../qmp/index.js';
 import type { AllocationWatch, VmControlSession } from './control/index.js';
+import { diskImageOptions } from './disk-image.js';
 import type { Logger } from './log.js';
 
 /** re-arm the write threshold this far past each crossing (host bytes of the image file) */
@@ -37,15 +38,13 @@ export class DiskMaps {
     await this.close();
     for (const d of model.disks) {
       if (!d.serial) continue;
-      if (d.format !== 'qcow2' && d.format !== 'raw') {
-        this.o.log.warn('disk format not supported for zero-copy reads', { serial: d.serial, format: d.format });
+      // formats, chain, data file, a raw node's offset/size window, QEMU's virtual size as the bound
+      const o = diskImageOptions(d);
+      if ('refused' in o) {
+        this.o.log.warn('disk not mapped: its files cannot be shared', { serial: d.serial, reason: o.refused });
         continue;
       }
-      const mapper = await (this.o.open ?? openImage)(d.file, {
-        format: d.format,
-        backingChain: d.chain.slice(1).map((l) => ({ file: l.file, format: l.format as 'qcow2' | 'raw' })),
-        ...(d.chain[0]?.dataFile ? { dataFile: d.chain[0].dataFile } : {}),
-      });
+      const mapper = await (this.o.open ?? openImage)(d.file, o.options);
       this.mappers.set(d.serial, mapper);
       await this.watchAllocation(ctl, d);
     }

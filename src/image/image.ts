@@ -8,7 +8,7 @@ import { ImageError, ImageRangeError, UnsupportedImageError } from './errors.js'
 import type { Extent } from './extent.js';
 import { isQcow2 } from './qcow2-header.js';
 import { Qcow2Layer } from './qcow2.js';
-import { RawLayer } from './raw.js';
+import { RawLayer, type RawWindow } from './raw.js';
 import type { ImageFormat, Layer } from './layer.js';
 import { PendingQueue, type PendingResolution } from './pending.js';
 
@@ -16,6 +16,8 @@ export interface BackingSpec {
   file: string;
   /** probed when absent */
   format?: ImageFormat;
+  /** raw only: the window of the file this layer exposes (QEMU's raw `offset`/`size`) */
+  window?: RawWindow;
 }
 
 export interface OpenImageOptions {
@@ -30,6 +32,14 @@ export interface OpenImageOptions {
   snapshot?: string;
   /** external data file of the top image (overrides its header) */
   dataFile?: string;
+  /** raw top image only: the window of the file the guest's disk is (QEMU's raw `offset`/`size`) */
+  window?: RawWindow;
+  /**
+   * The disk's virtual size as the hypervisor runs it. The mapper's size is never more than this,
+   * so no extent reaches past the disk the guest really has (a raw file grown on the host, a header
+   * that disagrees with QEMU).
+   */
+  virtualSize?: number;
   /** bound of each qcow2 layer's L2 cache, bytes (default 32 MiB) */
   l2CacheBytes?: number;
   /** refuse chains deeper than this (default 64) */
@@ -84,14 +94,15 @@ function checkFormat(name: string | undefined, where: string): ImageFormat | und
   throw new UnsupportedImageError(`backing format '${name}' is not supported (raw and qcow2 are)`, where);
 }
 
-async function openLayer(path: string, format: ImageFormat | undefined, opts: OpenImageOptions, top: boolean): Promise<Layer> {
+async function openLayer(path: string, format: ImageFormat | undefined, opts: OpenImageOptions, top: boolean, window?: RawWindow): Promise<Layer> {
   const fmt = format ?? (await probeFormat(path));
   if (fmt === 'raw') {
     if (top && (opts.snapshot !== undefined || opts.dataFile !== undefined)) {
       throw new UnsupportedImageError('snapshots and external data files need a qcow2 image', path);
     }
-    return RawLayer.open(path);
+    return RawLayer.open(path, window);
   }
+  if (window) throw new UnsupportedImageError('an offset/size window is only supported on raw layers', path);
   return Qcow2Layer.open(path, {
     ...(top && opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}),
     ...(top && opts.dataFile !== undefined ? { dataFile: opts.dataFile } : {}),
@@ -112,10 +123,10 @@ async function openChain(path: string, opts: OpenImageOptions): Promise<Layer[]>
   const maxDepth = opts.maxChainDepth ?? 64;
   const layers: Layer[] = [];
   try {
-    layers.push(await openLayer(path, opts.format, opts, true));
+    layers.push(await openLayer(path, opts.format, opts, true, opts.window));
     if (opts.backingChain) {
       if (opts.backingChain.length + 1 > maxDepth) throw new UnsupportedImageError(`backing chain deeper than ${maxDepth}`, path);
-      for (const b of opts.backingChain) layers.push(await openLayer(resolve(b.file), b.format, opts, false));
+      for (const b of opts.backingChain) layers.push(await openLayer(resolve(b.file), b.format, opts, false, b.window));
       return layers;
     }
     const seen = new Set([await realpath(path)]);
@@ -153,7 +164,8 @@ class ChainMapper implements ImageMapper {
     return this.layers[0]!.format;
   }
   get size(): number {
-    return this.layers[0]!.size;
+    const own = this.layers[0]!.size;
+    return this.opts.virtualSize === undefined ? own : Math.min(own, this.opts.virtualSize);
   }
   get chain(): ChainEntry[] {
     return this.layers.map((l) => ({ file: l.path, format: l.format, size: l.size }));

@@ -9,5 +9,6 @@ export { ImageError, UnsupportedImageError, CorruptImageError, ImageRangeError }
 export { toQemuMap, toQemuEntry, mergeQemuMap, formatQemuMapJson } from './qemu-map.js';
 export type { QemuMapEntry } from './qemu-map.js';
 export type { ImageFormat } from './layer.js';
+export type { RawWindow } from './raw.js';
 export { readQcow2Header, readSnapshots } from './qcow2-header.js';
 export type { Qcow2Header, Qcow2Snapshot } from './qcow2-header.js';

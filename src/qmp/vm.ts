@@ -27,6 +27,13 @@ export interface ChainLayer {
   dataFile?: string;
   readOnly: boolean;
   virtualSize: number;
+  /**
+   * raw layers opened with QEMU's `offset`/`size` options expose only that window of their file:
+   * guest offset 0 is file offset `offset`. QEMU reports such a node's filename as a `json:` object.
+   */
+  window?: { offset: number; size: number };
+  /** why this layer cannot be mapped safely (options the mapper does not understand) */
+  unsupported?: string;
 }
 
 export interface VmDisk {
@@ -115,6 +122,7 @@ export async function describeVm(client: QmpClient): Promise<VmModel> {
         virtualSize: fmt.image.virtualSize,
       };
       if (dataFileNode !== undefined) layer.dataFile = node(dataFileNode).file;
+      if (layer.format === 'raw' && protoName !== undefined) Object.assign(layer, rawWindow(fmt.file, fmt.image.virtualSize));
       chain.push(layer);
       const backing = child(name, 'backing');
       name = backing === undefined ? undefined : skipFilters(backing);
@@ -143,6 +151,28 @@ export async function describeVm(client: QmpClient): Promise<VmModel> {
     });
   }
   return { status: status.status, running: status.running, disks };
+}
+
+/**
+ * The window of a raw format node: QEMU names a node whose options matter (`offset`, `size`) by a
+ * `json:{...}` pseudo-filename. Offset 0 and the full size need no window; anything unreadable is
+ * reported as unsupported rather than guessed.
+ */
+export function rawWindow(filename: string, virtualSize: number): { window?: { offset: number; size: number }; unsupported?: string } {
+  if (!filename.startsWith('json:')) return {};
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(filename.slice(5)) as Record<string, unknown>;
+  } catch {
+    return { unsupported: `raw node with unreadable options ${filename.slice(0, 200)}` };
+  }
+  const num = (v: unknown, d: number) => (v === undefined ? d : typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN);
+  const offset = num(o.offset, 0);
+  const size = num(o.size, virtualSize);
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || offset < 0 || size < 0 || size !== virtualSize) {
+    return { unsupported: `raw node window offset=${String(o.offset)} size=${String(o.size)} does not match its virtual size ${virtualSize}` };
+  }
+  return offset === 0 && o.size === undefined ? {} : { window: { offset, size } };
 }
 
 /** '/machine/peripheral/disk0/virtio-backend' → 'disk0'; a bare id is returned as is; anonymous → null. */
