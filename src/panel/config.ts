@@ -16,6 +16,10 @@ export interface PanelConfig {
   webhdfs: { host: string; port: number };
   /** YARN ResourceManager host:port; absent: the local job runner on this machine */
   yarn?: string;
+  /** the YARN cluster's client configuration directory ($HADOOP_CONF_DIR), first on the job's classpath */
+  hadoopConf?: string;
+  /** where YARN jobs write their outputs, a URI on the cluster's file system (hdfs://nn:8020/user/livemr/jobs) */
+  jobOutput?: string;
   /** unprivileged account jobs run as (its uid/gid; also HADOOP_USER_NAME / WebHDFS user.name); never root */
   jobUser: string;
   /** root-owned parent (0711) of the jobs' sandboxes, which their user owns */
@@ -45,7 +49,7 @@ export function parseAddress(v: unknown, path: string, dflt: string): { host: st
 export function parsePanelConfig(raw: unknown, base = process.cwd()): PanelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('$', 'must be a JSON object');
   const c = raw as Record<string, unknown>;
-  const keys = ['agent', 'listen', 'token', 'stateDir', 'webhdfs', 'yarn', 'jobUser', 'jobWorkDir', 'maxQueuedJobs', 'maxJars', 'cacheDecisions', 'maxJarBytes'];
+  const keys = ['agent', 'listen', 'token', 'stateDir', 'webhdfs', 'yarn', 'hadoopConf', 'jobOutput', 'jobUser', 'jobWorkDir', 'maxQueuedJobs', 'maxJars', 'cacheDecisions', 'maxJarBytes'];
   for (const k of Object.keys(c)) if (!keys.includes(k)) fail(`$.${k}`, `unknown key (allowed: ${keys.join(', ')})`);
   let agent: AgentConfig;
   if (typeof c.agent === 'string') agent = loadConfig(resolve(base, c.agent));
@@ -62,6 +66,9 @@ export function parsePanelConfig(raw: unknown, base = process.cwd()): PanelConfi
     return v;
   };
   if (c.yarn !== undefined) parseAddress(c.yarn, '$.yarn', '');
+  if (c.hadoopConf !== undefined) abs(c.hadoopConf, '$.hadoopConf');
+  if (c.jobOutput !== undefined && (typeof c.jobOutput !== 'string' || !/^[a-z][a-z0-9+.-]*:\/\/\S+$/i.test(c.jobOutput) || c.jobOutput.startsWith('file:')))
+    fail('$.jobOutput', 'must be a URI on the cluster\'s file system (e.g. hdfs://namenode:8020/user/livemr/jobs)');
   const jobUser = c.jobUser ?? 'livemr';
   if (typeof jobUser !== 'string' || !/^[A-Za-z_][A-Za-z0-9._-]{0,31}$/.test(jobUser)) fail('$.jobUser', 'must be a user name');
   const maxJarBytes = c.maxJarBytes ?? 64 * 1024 * 1024;
@@ -78,6 +85,8 @@ export function parsePanelConfig(raw: unknown, base = process.cwd()): PanelConfi
     stateDir: c.stateDir === undefined ? join(agent.stateDir, 'panel') : abs(c.stateDir, '$.stateDir'),
     webhdfs: parseAddress(c.webhdfs, '$.webhdfs', '127.0.0.1:0'),
     ...(c.yarn ? { yarn: c.yarn as string } : {}),
+    ...(c.hadoopConf ? { hadoopConf: c.hadoopConf as string } : {}),
+    ...(c.jobOutput ? { jobOutput: c.jobOutput as string } : {}),
     jobUser,
     jobWorkDir: c.jobWorkDir === undefined ? '/var/lib/livemr-jobs' : abs(c.jobWorkDir, '$.jobWorkDir'),
     maxQueuedJobs: count('maxQueuedJobs', 16, 1024),

@@ -53,7 +53,14 @@ export interface JobRecord extends JobSpec {
   hadoopJobId?: string;
   progress: { map: number; reduce: number };
   message?: string;
+  /** where the map tasks ran relative to their splits' block hosts (the job's counters) */
+  locality?: { launchedMaps: number; dataLocalMaps: number; rackLocalMaps: number; otherLocalMaps: number };
 }
+
+/** Job counter lines (as the job client prints them at the end) behind JobRecord.locality. */
+const LOCALITY: Record<string, keyof NonNullable<JobRecord['locality']>> = {
+  'Launched map tasks': 'launchedMaps', 'Data-local map tasks': 'dataLocalMaps', 'Rack-local map tasks': 'rackLocalMaps', 'Other local map tasks': 'otherLocalMaps',
+};
 
 const MAX_LOG = 8 << 20;
 const TAIL_LINES = 200;
@@ -97,6 +104,12 @@ export interface JobRunnerOptions {
   /** root-owned parent of the jobs' sandboxes */
   workDir: string;
   yarn?: string;
+  /** a Hadoop client configuration directory ($HADOOP_CONF_DIR of the YARN cluster), first on the
+   *  job's classpath; must be readable by the job user */
+  hadoopConf?: string;
+  /** where outputs go instead of the job's sandbox, e.g. hdfs://nn:8020/user/livemr/jobs: YARN's
+   *  tasks do not run as the job user, so they cannot write its sandbox. Output previews are local only. */
+  outputBase?: string;
   timeoutMs?: number;
   /** queued jobs (besides the running one); more are refused */
   maxQueued?: number;
@@ -232,7 +245,7 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     mkdirSync(dir, { mode: 0o700 });
     const job: JobRecord = {
       ...spec, id, state: 'queued', runner: this.o.yarn ? `yarn ${this.o.yarn}` : 'local',
-      output: `file://${join(dir, 'output')}`, submittedMs: Date.now(), progress: { map: 0, reduce: 0 },
+      output: this.o.outputBase ? `${this.o.outputBase.replace(/\/+$/, '')}/${id}` : `file://${join(dir, 'output')}`, submittedMs: Date.now(), progress: { map: 0, reduce: 0 },
     };
     this.jobs.set(id, job);
     this.queue.push(id);
@@ -308,13 +321,13 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
 
   private command(j: JobRecord, box: string): string[] {
     const hdir = this.stagedHadoop();
-    const classpath = `${hdir}/conf:${hdir}/classes:${hdir}/jars/*`;
+    const classpath = `${this.o.hadoopConf ? `${this.o.hadoopConf}:` : ''}${hdir}/conf:${hdir}/classes:${hdir}/jars/*`;
     const conf = ['-Dmapreduce.job.reduces=1', `-Dhadoop.tmp.dir=${join(box, 'tmp')}`, ...(this.o.yarn
       ? ['-Dmapreduce.framework.name=yarn', `-Dyarn.resourcemanager.address=${this.o.yarn}`]
       : ['-Dmapreduce.framework.name=local'])];
     const jvm = ['-Xmx512m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', `-Djava.io.tmpdir=${join(box, 'tmp')}`, `-Dlog4j.configuration=file:${join(box, 'log4j.properties')}`];
     const ins = j.inputs.map((i) => i.uri);
-    const out = `file://${join(box, 'output')}`;
+    const out = this.o.outputBase ? j.output : `file://${join(box, 'output')}`;
     if (j.program === 'jar') {
       const jar = join(box, 'job.jar');
       return [...jvm, '-cp', `${classpath}:${jar}`, 'org.apache.hadoop.util.RunJar', jar, ...j.args, ...ins, out];
@@ -387,6 +400,12 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
         if (p) { j.progress = { map: Number(p[1]), reduce: Number(p[2]) }; changed = true; }
         const id2 = /Running job: (job_\S+)/.exec(line);
         if (id2) { j.hadoopJobId = id2[1]; changed = true; }
+        const c = /^\s+(Launched map tasks|Data-local map tasks|Rack-local map tasks|Other local map tasks)=(\d+)\s*$/.exec(line);
+        if (c) {
+          j.locality ??= { launchedMaps: 0, dataLocalMaps: 0, rackLocalMaps: 0, otherLocalMaps: 0 };
+          j.locality[LOCALITY[c[1]!]!] = Number(c[2]);
+          changed = true;
+        }
       }
       if (tail.length > TAIL_LINES) tail.splice(0, tail.length - TAIL_LINES);
       if (changed) this.save(j);

@@ -70,6 +70,7 @@ export class Panel {
       const jobs = new JobRunner({
         dir: join(cfg.stateDir, 'jobs'), jarsDir: join(cfg.stateDir, 'jars'), user: cfg.jobUser, workDir: cfg.jobWorkDir,
         maxQueued: cfg.maxQueuedJobs, ...(cfg.yarn ? { yarn: cfg.yarn } : {}),
+        ...(cfg.hadoopConf ? { hadoopConf: cfg.hadoopConf } : {}), ...(cfg.jobOutput ? { outputBase: cfg.jobOutput } : {}),
       });
       if (jobs.unavailable) log.warn('jobs cannot run', { reason: jobs.unavailable });
       const server = createServer();

@@ -34,9 +34,11 @@ export interface RunResult {
 }
 
 /** Runs a Java main class to completion (killed by PID after timeoutMs). */
-export function runJava(mainClass: string, args: string[], opts: { stdin?: string; timeoutMs?: number; user?: string } = {}): Promise<RunResult> {
+export function runJava(
+  mainClass: string, args: string[], opts: { stdin?: string; timeoutMs?: number; user?: string; classpath?: string; jvm?: string[] } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('java', [...JVM, '-cp', hadoopClasspath(), mainClass, ...args], {
+    const child = spawn('java', [...JVM, ...(opts.jvm ?? []), '-cp', opts.classpath ?? hadoopClasspath(), mainClass, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: opts.user ? { ...process.env, HADOOP_USER_NAME: opts.user } : process.env,
     });

@@ -66,6 +66,13 @@ describe('parsePanelConfig', () => {
     expect(c.token).toBeUndefined();
     expect(c.agent.vms[0]!.name).toBe('web1');
   });
+  it('YARN: hadoopConf (absolute dir) and jobOutput (a cluster URI, not file://)', () => {
+    const c = parsePanelConfig({ agent, yarn: 'rm:8032', hadoopConf: '/etc/hadoop/conf', jobOutput: 'hdfs://nn:8020/user/livemr/jobs' });
+    expect([c.yarn, c.hadoopConf, c.jobOutput]).toEqual(['rm:8032', '/etc/hadoop/conf', 'hdfs://nn:8020/user/livemr/jobs']);
+    expect(() => parsePanelConfig({ agent, hadoopConf: 'conf' })).toThrow(/\$\.hadoopConf/);
+    expect(() => parsePanelConfig({ agent, jobOutput: 'file:///tmp/out' })).toThrow(/\$\.jobOutput/);
+    expect(() => parsePanelConfig({ agent, jobOutput: '/user/x' })).toThrow(/\$\.jobOutput/);
+  });
   it('reads the agent config from a file relative to the panel config', () => {
     writeFileSync(join(dir, 'agent.json'), JSON.stringify(agent));
     expect(parsePanelConfig({ agent: 'agent.json', listen: '[::1]:9000' }, dir).listen).toEqual({ host: '::1', port: 9000 });

@@ -1,0 +1,155 @@
+// A real Hadoop cluster for the tests: MiniDFSCluster + MiniMRYarnCluster (ResourceManager,
+// NodeManagers, JobHistoryServer) in one JVM (test/hadoop/cluster/src/LiveMRCluster.java), jars
+// from Maven Central cached by scripts/build-native-hadoop.sh cluster.
+//
+// - Unprivileged: the JVM runs as a throwaway account (test/harness/users.ts), so YARN containers
+//   (the job's own code) do too. The cached jars sit under root's home, so they are hard-linked (or
+//   copied) into the work directory (0755: job clients of another account read its conf and jars).
+// - Loopback only: a JVM hosts file (-Djdk.net.hosts.file) maps localhost and this host's name to
+//   127.0.0.1, for the cluster and every container JVM; the NodeManagers register as `localhost`.
+// - Lean memory for 2 cores / 24 GiB: one 768 MiB JVM for the daemons, 512 MiB containers.
+// - Never left running: the cluster stops when its stdin closes (stop(), or this process dying);
+//   stop() then kills by PID what is left (the JVM, containers whose command line names the work dir).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTestUser } from '../harness/users.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Java 17 needs these for Hadoop 3.4's Guice/cglib and reflection (the hadoop scripts add them). */
+export const ADD_OPENS = ['java.lang', 'java.util', 'java.util.concurrent', 'java.net', 'java.io', 'java.lang.reflect', 'sun.nio.ch']
+  .map((p) => `--add-opens=java.base/${p}=ALL-UNNAMED`);
+
+export interface Cluster {
+  /** hdfs://localhost:PORT */
+  fs: string;
+  /** host:port of the ResourceManager */
+  rm: string;
+  jhsWeb: string;
+  rmWeb: string;
+  /** NodeManager ids, host:port */
+  nodes: string[];
+  /** a $HADOOP_CONF_DIR for clients: the cluster's live configuration */
+  confDir: string;
+  /** java -cp for clients: confDir, log4j, every cluster jar */
+  classpath: string;
+  /** JVM flags clients need (hosts file, add-opens) */
+  jvm: string[];
+  /** the cluster's work directory (its HDFS and YARN directories are below it) */
+  work: string;
+  /** the account the daemons and containers run as */
+  user: string;
+  /** the cluster's own log */
+  log: string;
+  stop(): Promise<void>;
+}
+
+/** Every PID whose command line mentions `needle` (the containers of this cluster). */
+function pidsMentioning(needle: string): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(needle)) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+export async function startCluster(opts: { nodeManagers?: number; conf?: Record<string, string>; timeoutMs?: number } = {}): Promise<Cluster> {
+  const r = execFileSync('bash', [path.join(root, 'scripts/build-native-hadoop.sh'), '--print', 'cluster'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const cache = r.trim();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-yarn-'));
+  const user = createTestUser('lmryarn');
+  const { uid, gid } = user;
+  let child: ChildProcess | undefined;
+  const stop = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise((res) => child!.once('close', res));
+      child.stdin?.end();
+      const t = setTimeout(() => child!.kill('SIGKILL'), 60_000);
+      await gone;
+      clearTimeout(t);
+    }
+    for (const pid of pidsMentioning(work)) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    fs.rmSync(work, { recursive: true, force: true });
+    user.remove();
+  };
+  try {
+    for (const d of ['jars', 'conf', 'classes']) {
+      try {
+        execFileSync('cp', ['-al', path.join(cache, d), path.join(work, d)]);
+      } catch {
+        execFileSync('cp', ['-r', path.join(cache, d), path.join(work, d)]);
+      }
+    }
+    fs.rmSync(path.join(work, 'conf', 'core-site.xml')); // the cluster writes the live one
+    fs.writeFileSync(path.join(work, 'hosts'), `127.0.0.1 localhost ${os.hostname()}\n`);
+    const jars = path.join(work, 'jars');
+    const jvm = [`-Djdk.net.hosts.file=${path.join(work, 'hosts')}`, ...ADD_OPENS];
+    const task = ['-Xmx300m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', ...jvm].join(' ');
+    const conf: Record<string, string> = {
+      'yarn.nodemanager.resource.memory-mb': '3072',
+      'yarn.nodemanager.resource.cpu-vcores': '4',
+      'yarn.scheduler.minimum-allocation-mb': '256',
+      'yarn.scheduler.maximum-allocation-mb': '1024',
+      'yarn.app.mapreduce.am.resource.mb': '512',
+      'yarn.app.mapreduce.am.command-opts': task,
+      'mapreduce.map.memory.mb': '512',
+      'mapreduce.map.java.opts': task,
+      'mapreduce.reduce.memory.mb': '512',
+      'mapreduce.reduce.java.opts': task,
+      'yarn.nodemanager.vmem-check-enabled': 'false',
+      'yarn.nodemanager.pmem-check-enabled': 'false',
+      'yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage': '99.9',
+      // containers run the jars of this cluster, as on an installed Hadoop
+      'yarn.application.classpath': `${path.join(work, 'conf')},${jars}/*`,
+      'mapreduce.application.classpath': `${jars}/*`,
+      'dfs.permissions.enabled': 'false',
+      'dfs.replication': '1',
+      'yarn.timeline-service.enabled': 'false',
+      'hadoop.tmp.dir': path.join(work, 'tmp'),
+      ...opts.conf,
+    };
+    execFileSync('chown', ['-R', `${uid}:${gid}`, work]);
+    fs.chmodSync(work, 0o755);
+    const log = path.join(work, 'cluster.log');
+    const logFd = fs.openSync(log, 'w');
+    child = spawn('java', ['-Xmx768m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', ...jvm, '-cp', `${path.join(work, 'conf')}:${path.join(work, 'classes')}:${jars}/*`,
+      'LiveMRCluster', work, String(opts.nodeManagers ?? 1), ...Object.entries(conf).map(([k, v]) => `${k}=${v}`)], {
+      cwd: work, uid, gid, stdio: ['pipe', 'pipe', logFd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work, LANG: 'C.UTF-8' },
+    });
+    fs.closeSync(logFd);
+    const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      let buf = '';
+      const timer = setTimeout(() => reject(new Error(`the cluster did not start in time; log: ${log}`)), opts.timeoutMs ?? 300_000);
+      child!.stdout!.on('data', (b: Buffer) => {
+        buf += b.toString();
+        const m = /LIVEMR-CLUSTER-READY (\{.*\})\n/.exec(buf);
+        if (m) {
+          clearTimeout(timer);
+          resolve(JSON.parse(m[1]!) as Record<string, unknown>);
+        }
+        if (buf.length > 1 << 20) buf = buf.slice(-4096);
+      });
+      child!.once('close', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the cluster exited ${code} before it was ready: ${fs.readFileSync(log, 'utf8').split('\n').filter((l) => /Exception|Error/.test(l)).slice(0, 5).join('\n')}`));
+      });
+      child!.once('error', reject);
+    });
+    const confDir = path.join(work, 'conf');
+    return {
+      fs: String(ready.fs), rm: String(ready.rm), jhsWeb: String(ready.jhsWeb), rmWeb: String(ready.rmWeb),
+      nodes: ready.nodes as string[], confDir, classpath: `${confDir}:${jars}/*`, jvm, work, user: user.name, log, stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
