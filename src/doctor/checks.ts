@@ -15,8 +15,8 @@ export interface Probe {
   canReadWrite(path: string): boolean;
   /** runs a program; undefined when it cannot be started */
   run(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } | undefined;
-  /** whether a unix socket accepts a connection */
-  connects(socketPath: string): Promise<boolean>;
+  /** opens a libvirt connection and asks its version; resolves with a description, or throws why not */
+  libvirt(uri: string): Promise<string>;
   /** loads the native FUSE addon; returns its path or throws */
   loadAddon(): string;
   uid: number;
@@ -117,20 +117,14 @@ export function checkDir(p: Probe, what: string, dir: string): CheckResult {
   return r(what, 'ok', `${dir} mode ${octal(st.mode)} uid ${st.uid} gid ${st.gid}`);
 }
 
-/** qemu:///system (and qemu+unix) → the daemon's socket; other transports are not probed. */
-export function libvirtSocket(uri: string): string | undefined {
-  const m = /^qemu(\+unix)?:\/\/\/(system|session)(\?(.*))?$/.exec(uri);
-  if (!m) return undefined;
-  const sock = new URLSearchParams(m[4] ?? '').get('socket');
-  return sock ?? '/run/libvirt/libvirt-sock';
-}
-
 export async function checkLibvirt(p: Probe, uri: string | undefined): Promise<CheckResult> {
   if (!uri) return r('libvirt', 'skip', 'not configured');
-  const sock = libvirtSocket(uri);
-  if (!sock) return r('libvirt', 'warn', `${uri}: only local qemu:///system URIs are probed`);
-  return (await p.connects(sock)) ? r('libvirt', 'ok', `${uri}: ${sock} accepts connections`)
-    : r('libvirt', 'fail', `${uri}: nothing accepts on ${sock} (is libvirtd or virtqemud running?)`);
+  try {
+    return r('libvirt', 'ok', `${uri}: ${await p.libvirt(uri)}`);
+  } catch (e) {
+    const err = e as Error;
+    return r('libvirt', 'fail', `${uri}: ${err.message}${err.name === 'LibvirtUriError' ? '' : ' (is libvirtd or virtqemud running?)'}`);
+  }
 }
 
 export function checkGroup(p: Probe, group: string | undefined): CheckResult {

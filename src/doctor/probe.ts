@@ -1,8 +1,8 @@
 // The real machine behind doctor's Probe.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, lstatSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { loadNative, addonPath } from '../fs/index.js';
+import { LibvirtClient } from '../libvirt/index.js';
 import type { Probe } from './checks.js';
 
 export const hostProbe: Probe = {
@@ -33,18 +33,15 @@ export const hostProbe: Probe = {
     const res = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
     return res.error ? undefined : { status: res.status, stdout: res.stdout, stderr: res.stderr };
   },
-  connects(socketPath) {
-    return new Promise((resolve) => {
-      const c = connect(socketPath, () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.setTimeout(3000, () => {
-        c.destroy();
-        resolve(false);
-      });
-      c.once('error', () => resolve(false));
-    });
+  async libvirt(uri) {
+    // the real handshake (auth, CONNECT_OPEN) and one call, not just a socket that accepts
+    const c = await LibvirtClient.connect({ uri, connectTimeoutMs: 5000, keepaliveIntervalMs: 0 });
+    try {
+      const v = await c.libVersion();
+      return `libvirt ${Math.floor(v / 1e6)}.${Math.floor(v / 1e3) % 1000}.${v % 1000} answers at ${c.socketPath}`;
+    } finally {
+      await c.close();
+    }
   },
   loadAddon() {
     loadNative();
