@@ -18,8 +18,3 @@ export function blocksOf(size: number, blockSize: number, offset = 0, length = N
     out.push({ offset: at, length: Math.min(blockSize, size - at) });
   return out;
 }
-
-/** Number of blocks of a file of `size` bytes. */
-export function blockCount(size: number, blockSize: number): number {
-  return Math.ceil(size / blockSize);
-}

@@ -2,7 +2,7 @@
 // the jobs it runs, and offers a versioned REST API (/api/v1, JSON errors) plus a web UI built on it.
 // Everything but the login page needs the token. Live updates: server-sent events.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { mkdirSync, unwatchFile, watchFile } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -345,9 +345,4 @@ export class Panel {
     })();
     return this.stopping;
   }
-}
-
-/** The token of a running panel (for `curl -H "Authorization: Bearer $(...)"`). */
-export function readTokenFile(stateDir: string): string {
-  return readFileSync(join(stateDir, 'panel.token'), 'utf8').trim();
 }
