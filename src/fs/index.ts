@@ -5,6 +5,7 @@ export { FsError, type FsErrorCode } from './errors.js';
 export { SegmentList, ZERO_SOURCE, type SegmentTable, type SegmentView } from './segments.js';
 export {
   CompositionStore,
+  checkName,
   Composition,
   FILE_PREFIX,
   type CompositionInfo,
@@ -13,6 +14,7 @@ export {
   type SegmentSpec,
 } from './store.js';
 export { ComposedMount, cleanStaleMount, prepareMountpoint, resolveGroup, type MountOptions } from './mount.js';
-export { ControlClient, socketPath, type Request } from './control.js';
+export { JournalFollower, type FollowEvent } from './follower.js';
+export { ControlClient, serveControl, socketPath, type Request } from './control.js';
 export { runDaemon, type DaemonOptions } from './daemon.js';
 export { addonPath, loadNative, type NativeAddon, type SendFileResult } from './native.js';

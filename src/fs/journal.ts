@@ -43,6 +43,34 @@ export interface ReplayResult {
   damage?: JournalDamage;
 }
 
+/** One step of reading a log: what lies at `pos` in a file of `size` bytes. */
+export type RecordRead =
+  | { kind: 'record'; payload: Buffer; next: number }
+  /** no header fits: the end of the log */
+  | { kind: 'end' }
+  /** the length runs past the end (a write in progress, or torn by a crash); `tooLong`: beyond MAX_RECORD */
+  | { kind: 'partial'; length: number; tooLong: boolean }
+  /** a complete record whose CRC does not match: damage */
+  | { kind: 'bad' };
+
+/** Reads the record at `pos`. The one record reader of the store's replay and of followers. */
+export function readRecord(fd: number, pos: number, size: number): RecordRead {
+  if (pos + HEADER > size) return { kind: 'end' };
+  const hdr = Buffer.alloc(HEADER);
+  fs.readSync(fd, hdr, 0, HEADER, pos);
+  const len = hdr.readUInt32LE(0);
+  if (len > MAX_RECORD || pos + HEADER + len > size) return { kind: 'partial', length: len, tooLong: len > MAX_RECORD };
+  const payload = Buffer.allocUnsafe(len);
+  if (fs.readSync(fd, payload, 0, len, pos + HEADER) !== len || crc32(payload) !== hdr.readUInt32LE(4)) return { kind: 'bad' };
+  return { kind: 'record', payload, next: pos + HEADER + len };
+}
+
+/** Checks the magic at the start of a log; false if the file is something else. */
+export function hasMagic(fd: number): boolean {
+  const head = Buffer.alloc(MAGIC.length);
+  return fs.readSync(fd, head, 0, head.length, 0) === head.length && head.equals(MAGIC);
+}
+
 export class Journal {
   private constructor(
     readonly file: string,
@@ -66,21 +94,16 @@ export class Journal {
         syncDir(path.dirname(file));
         return { journal: new Journal(file, fd, MAGIC.length), replay: { records: [], droppedBytes: 0 } };
       }
-      const head = Buffer.alloc(MAGIC.length);
-      fs.readSync(fd, head, 0, head.length, 0);
-      if (!head.equals(MAGIC)) throw new FsError('EJOURNAL', `${file} is not a LiveMR journal (bad magic)`);
+      if (!hasMagic(fd)) throw new FsError('EJOURNAL', `${file} is not a LiveMR journal (bad magic)`);
       const records: Buffer[] = [];
       let pos = MAGIC.length;
-      const hdr = Buffer.alloc(HEADER);
       let reason = '';
-      while (pos + HEADER <= size) {
-        fs.readSync(fd, hdr, 0, HEADER, pos);
-        const len = hdr.readUInt32LE(0);
-        if (len > MAX_RECORD || pos + HEADER + len > size) { reason = `length ${len} runs past the end`; break; }
-        const payload = Buffer.allocUnsafe(len);
-        if (fs.readSync(fd, payload, 0, len, pos + HEADER) !== len || crc32(payload) !== hdr.readUInt32LE(4)) { reason = 'CRC mismatch'; break; }
-        records.push(payload);
-        pos += HEADER + len;
+      for (let r = readRecord(fd, pos, size); ; r = readRecord(fd, pos, size)) {
+        if (r.kind === 'end') break;
+        if (r.kind === 'partial') { reason = `length ${r.length} runs past the end`; break; }
+        if (r.kind === 'bad') { reason = 'CRC mismatch'; break; }
+        records.push(r.payload);
+        pos = r.next;
       }
       const after = pos < size ? validRecordsAfter(fd, pos + 1, size) : [];
       // a torn append runs past the end of the file; a complete record that fails its CRC, or valid

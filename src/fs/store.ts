@@ -151,7 +151,7 @@ function decode(buf: Buffer): { op: Op; segs: Buffer } {
 
 /**
  * Decodes one journal record and applies it to `files`. Shared by the store (commit, replay) and by
- * read-only followers of a journal another process owns (src/hdfs/follower.ts).
+ * read-only followers of a journal another process owns (follower.ts).
  */
 export function applyRecord(files: Map<string, Composition>, record: Buffer): { name: string; removed: boolean } {
   const { op, segs } = decode(record);

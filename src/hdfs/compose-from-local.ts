@@ -9,8 +9,8 @@
 // or, to list a VM more than once, "files": [{"vm1": "/a.log"}, {"vm1": "/b.log"}].
 
 import * as fs from 'node:fs';
-import { checkName, type ResolvedSegment, type SegmentSpec } from '../fs/store.js';
-import { compositionName, VM_NAME } from '../host/naming.js';
+import { checkName, type ResolvedSegment, type SegmentSpec } from '../fs/index.js';
+import { compositionName, VM_NAME } from '../host/index.js';
 
 export interface GuestFileRef {
   vm: string;

@@ -4,9 +4,9 @@
 // optionally reporting to an aggregator; and the aggregator itself.
 
 import * as os from 'node:os';
+import { JournalFollower } from '../fs/index.js';
 import { AgentReporter } from './agent.js';
 import { Aggregator } from './aggregator.js';
-import { JournalFollower } from './follower.js';
 import { MountSource } from './mount-source.js';
 import { LocalNamespace } from './namespace.js';
 import { startGateway, type Gateway, type GatewayOptions } from './server.js';

@@ -2,7 +2,6 @@
 export { startGateway, createHandler, DEFAULT_BLOCK_SIZE, PREFIX, type Gateway, type GatewayOptions } from './server.js';
 export { LocalNamespace, type Namespace, type FileEntry, type DataLocation } from './namespace.js';
 export { storeSource, hdfsName, compositionName, type CompositionSource, type ComposedFile, type SourceEvent } from './source.js';
-export { JournalFollower } from './follower.js';
 export { MountSource } from './mount-source.js';
 export { Aggregator } from './aggregator.js';
 export { AgentReporter, type ReporterOptions } from './agent.js';

@@ -1,9 +1,8 @@
 // Where the gateway gets composed files from. A small interface so the gateway runs both inside the
 // process that owns the composition store (events straight from the store) and apart from it
-// (following the store's journal with inotify, see follower.ts).
+// (following the store's journal with inotify: JournalFollower in src/fs).
 
-import type { SegmentList } from '../fs/segments.js';
-import { FILE_PREFIX, type CompositionStore } from '../fs/store.js';
+import { FILE_PREFIX, type CompositionStore, type SegmentList } from '../fs/index.js';
 
 /** One composed file as the gateway reads it: live, mutated in place by its owner. */
 export interface ComposedFile {

@@ -8,8 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Server as NetServer } from 'node:net';
-import { ComposedMount, CompositionStore, prepareMountpoint } from '../fs/index.js';
-import { serveControl, socketPath } from '../fs/control.js';
+import { ComposedMount, CompositionStore, prepareMountpoint, serveControl, socketPath } from '../fs/index.js';
 import type { AgentConfig } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';

@@ -4,7 +4,7 @@
 // file on its own (apply() is the one place a file's outcome is decided). Files with a pending tail
 // are retried after asking the guest to flush, backing off 100 ms → 5 s.
 import type { CompositionStore } from '../fs/index.js';
-import type { GuestFile } from '../guest/host-session.js';
+import type { GuestFile } from '../guest/index.js';
 import type { ImageMapper } from '../image/index.js';
 import { layoutFile, LayoutError } from './layout.js';
 import type { Logger } from './log.js';

@@ -4,7 +4,7 @@
 // in-memory stream pair).
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { GuestSession } from '../guest/host-session.js';
+import { GuestSession } from '../guest/index.js';
 import type { Logger } from './log.js';
 
 /** Opens a stream to the channel socket; rejects when it cannot. */

@@ -2,7 +2,7 @@
 // for the whole agent (ShareRecordStatus: the guest's answers plus the host's own states), one
 // transition function, and exhaustive maps from it — a new status does not compile until every map
 // says what it means (docs/host.md#share-states).
-import { SHARE_STATUS, type RemoveReason, type ShareStatus } from '../guest/protocol.js';
+import { SHARE_STATUS, type RemoveReason, type ShareStatus } from '../guest/index.js';
 
 /** requested (host side) → a guest answer (SHARE_STATUS) → revoked / deleted / unshared / failed */
 export const SHARE_RECORD_STATUS = ['requested', ...SHARE_STATUS, 'revoked', 'deleted', 'unshared'] as const;

@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CompositionStore } from '../fs/index.js';
-import type { GuestSession } from '../guest/host-session.js';
+import type { GuestSession } from '../guest/index.js';
 import type { VmConfig } from './config.js';
 import { QmpControl, type VmControl, type VmControlSession, type VmEvent } from './control/index.js';
 import { DiskMaps } from './disk-maps.js';

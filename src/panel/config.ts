@@ -2,7 +2,7 @@
 // The panel embeds the host agent, so it points at the agent's config file (or inlines it).
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { ConfigError, loadConfig, parseConfig, type AgentConfig } from '../host/config.js';
+import { ConfigError, loadConfig, parseConfig, type AgentConfig } from '../host/index.js';
 
 export interface PanelConfig {
   agent: AgentConfig;

@@ -1,9 +1,6 @@
 // What the panel shows of the host agent: its status reshaped for people (consent states named as the
 // user thinks of them, per-file growth rate and freshness lag, where each file can be read from).
-import type { AgentStatus } from '../host/agent.js';
-import type { BigLogSource } from '../host/biglog.js';
-import { compositionName } from '../host/naming.js';
-import type { ShareRecordStatus } from '../host/shares.js';
+import { compositionName, type AgentStatus, type BigLogSource, type ShareRecordStatus } from '../host/index.js';
 import type { CompositionInfo } from '../fs/index.js';
 
 /** pending: waiting for the owner; granted: shared; the rest are final answers (src/guest/consent.ts). */

@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CompositionStore } from '../../../src/fs/store.js';
-import { JournalFollower } from '../../../src/hdfs/follower.js';
+import { JournalFollower } from '../../../src/fs/index.js';
 import type { SourceEvent } from '../../../src/hdfs/source.js';
 
 let dir: string;

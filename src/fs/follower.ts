@@ -3,22 +3,24 @@
 // applied as they land, a compacted (renamed-over) journal is re-read whole. This is how a gateway
 // that runs apart from the mount sees files grow, without polling and without the store's lock.
 //
-// Journal layout (docs/fs.md): "LMRJRNL1", then records of u32le length | u32le crc32 | payload,
-// payload = u32le json length | json op | n x (u32le source, f64le offset, f64le length).
+// Records are read with the journal's own reader and applied with the store's own applyRecord, so
+// the follower can only ever see what the store itself would replay.
 
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { crc32 } from 'node:zlib';
-import { MAGIC, MAX_RECORD } from '../fs/journal.js';
-import { applyRecord, Composition } from '../fs/store.js';
-import type { CompositionSource, SourceEvent } from './source.js';
+import { hasMagic, MAGIC, readRecord } from './journal.js';
+import { applyRecord, Composition } from './store.js';
+
+/** A change the follower saw: a composition appeared or changed, or went away. */
+export type FollowEvent = { type: 'change' | 'remove'; name: string };
 
 const JOURNAL = 'compositions.journal';
 
-export class JournalFollower implements CompositionSource {
+/** A read-only, live view of a composition store owned by another process. */
+export class JournalFollower {
   private files = new Map<string, Composition>();
-  private readonly events = new EventEmitter<{ ev: [SourceEvent] }>();
+  private readonly events = new EventEmitter<{ ev: [FollowEvent] }>();
   private fd = -1;
   private ino = 0;
   private pos = 0;
@@ -52,7 +54,7 @@ export class JournalFollower implements CompositionSource {
     return this.files.get(name);
   }
 
-  subscribe(listener: (ev: SourceEvent) => void): () => void {
+  subscribe(listener: (ev: FollowEvent) => void): () => void {
     this.events.on('ev', listener);
     return () => this.events.off('ev', listener);
   }
@@ -98,28 +100,23 @@ export class JournalFollower implements CompositionSource {
     for (const name of old.keys()) if (!fresh.has(name)) this.events.emit('ev', { type: 'remove', name });
   }
 
-  private readNew(files: Map<string, Composition>, emit: (ev: SourceEvent) => void): void {
+  private readNew(files: Map<string, Composition>, emit: (ev: FollowEvent) => void): void {
     if (this.fd < 0) return this.reload();
     const size = fs.fstatSync(this.fd).size;
     if (this.pos === 0) {
       if (size < MAGIC.length) return;
-      const head = Buffer.alloc(MAGIC.length);
-      fs.readSync(this.fd, head, 0, head.length, 0);
-      if (!head.equals(MAGIC)) return this.log(`${this.file} is not a LiveMR journal`);
+      if (!hasMagic(this.fd)) return this.log(`${this.file} is not a LiveMR journal`);
       this.pos = MAGIC.length;
     }
-    const hdr = Buffer.alloc(8);
-    while (this.pos + 8 <= size) {
-      fs.readSync(this.fd, hdr, 0, 8, this.pos);
-      const len = hdr.readUInt32LE(0);
-      if (len > MAX_RECORD) return this.withholdAll(files, emit, `bad record length at ${this.pos}`);
-      if (this.pos + 8 + len > size) return; // still being written: the next event brings the rest
-      const payload = Buffer.allocUnsafe(len);
-      fs.readSync(this.fd, payload, 0, len, this.pos + 8);
-      if (crc32(payload) !== hdr.readUInt32LE(4)) return this.withholdAll(files, emit, `bad record CRC at ${this.pos}`);
-      this.pos += 8 + len;
+    for (;;) {
+      const r = readRecord(this.fd, this.pos, size);
+      if (r.kind === 'end') return;
+      if (r.kind === 'partial' && r.tooLong) return this.withholdAll(files, emit, `bad record length at ${this.pos}`);
+      if (r.kind === 'partial') return; // still being written: the next event brings the rest
+      if (r.kind === 'bad') return this.withholdAll(files, emit, `bad record CRC at ${this.pos}`);
+      this.pos = r.next;
       try {
-        const ev = apply(files, payload);
+        const ev = apply(files, r.payload);
         if (ev) emit(ev);
       } catch (e) {
         this.log(`${this.file}: skipping record: ${(e as Error).message}`);
@@ -132,7 +129,7 @@ export class JournalFollower implements CompositionSource {
    * removal) is lost, so nothing of this journal is served until the owner rewrites it (its store
    * withholds everything and starts a fresh journal, which we then re-read).
    */
-  private withholdAll(files: Map<string, Composition>, emit: (ev: SourceEvent) => void, why: string): void {
+  private withholdAll(files: Map<string, Composition>, emit: (ev: FollowEvent) => void, why: string): void {
     if (this.damagedAt !== this.pos) this.log(`${this.file}: JOURNAL DAMAGED (${why}): withholding all ${files.size} file(s) until it is rewritten`);
     this.damagedAt = this.pos;
     for (const name of [...files.keys()]) {
@@ -142,7 +139,7 @@ export class JournalFollower implements CompositionSource {
   }
 }
 
-function apply(files: Map<string, Composition>, payload: Buffer): SourceEvent | undefined {
+function apply(files: Map<string, Composition>, payload: Buffer): FollowEvent | undefined {
   const { name, removed } = applyRecord(files, payload);
   if (removed) return { type: 'remove', name };
   return files.has(name) ? { type: 'change', name } : undefined;
