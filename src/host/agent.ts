@@ -9,7 +9,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Server as NetServer } from 'node:net';
 import { ComposedMount, CompositionStore, prepareMountpoint, serveControl, socketPath } from '../fs/index.js';
-import type { AgentConfig } from './config.js';
+import { vmNameForDomain, type AgentConfig, type VmConfig } from './config.js';
+import { LibvirtControl } from './control/index.js';
+import { ListFlags, LibvirtSession, type LibvirtClient } from '../libvirt/index.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { BigLogError, BigLogs, type BigLogSource } from './biglog.js';
@@ -42,6 +44,11 @@ export const statusSocketPath = (stateDir: string): string => join(stateDir, 'ag
 
 export class HostAgent {
   private links: VmLink[] = [];
+  /** names of every VM served (configured and discovered); BigLogs check sources against it */
+  private readonly vmNames: string[];
+  /** one libvirt connection for every libvirt VM, when the config has "libvirt" */
+  private libvirt?: LibvirtSession;
+  private hostId = '';
   private servers: (Server | NetServer)[] = [];
   private metricsServer?: Server;
   private readonly started = Date.now();
@@ -59,7 +66,8 @@ export class HostAgent {
     readonly mount: ComposedMount,
     private readonly log: Logger,
   ) {
-    this.bigLogs = new BigLogs(store, join(cfg.stateDir, 'biglogs.json'), log.child('biglog'), cfg.vms.map((v) => v.name));
+    this.vmNames = cfg.vms.map((v) => v.name);
+    this.bigLogs = new BigLogs(store, join(cfg.stateDir, 'biglogs.json'), log.child('biglog'), this.vmNames);
     const file = join(cfg.stateDir, 'requests.json');
     this.requested = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string[]>) : {};
   }
@@ -113,17 +121,50 @@ export class HostAgent {
       await agent.stop();
       throw e;
     }
-    const hostId = cfg.hostname ?? hostname();
-    for (const vm of cfg.vms) {
-      agent.links.push(new VmLink(vm, {
-        store, log, metrics: agent.metrics, runDir: cfg.runDir, hostId,
-        onChange: (vmName, path, size, change) => agent.bigLogs.sourceChanged(vmName, path, size, change),
-        onStatus: () => agent.statusChanged(),
-        requested: (agent.requested[vm.name] ??= []),
-      }));
+    agent.hostId = cfg.hostname ?? hostname();
+    if (cfg.libvirt) {
+      const lv = new LibvirtSession({ uri: cfg.libvirt.uri, log: (m) => log.info(m) });
+      agent.libvirt = lv;
+      if (cfg.domains === '*') {
+        // a domain started later, or after a libvirtd restart we may have missed, is found here
+        lv.onConnected((c) => void agent.discover(c));
+        lv.subscribe(null, (ev) => { if (ev.kind === 'lifecycle' && ev.event === 'STARTED') void lv.client().then((c) => agent.discover(c)); });
+      }
+      lv.start().catch(() => {}); // rejects only once stopped; connection trouble is retried and logged
     }
+    for (const vm of cfg.vms) agent.addLink(vm);
     log.info('agent started', { mountpoint: cfg.mountpoint, stateDir: cfg.stateDir, vms: cfg.vms.map((v) => v.name), compositions: store.list().length });
     return agent;
+  }
+
+  private addLink(vm: VmConfig): void {
+    const control = vm.domain !== undefined ? new LibvirtControl(this.libvirt!, vm.domain) : undefined;
+    this.links.push(new VmLink(vm, {
+      store: this.store, log: this.log, metrics: this.metrics, runDir: this.cfg.runDir, hostId: this.hostId,
+      onChange: (vmName, path, size, change) => this.bigLogs.sourceChanged(vmName, path, size, change),
+      onStatus: () => this.statusChanged(),
+      requested: (this.requested[vm.name] ??= []),
+      ...(control ? { control } : {}),
+    }));
+    if (!this.vmNames.includes(vm.name)) this.vmNames.push(vm.name);
+  }
+
+  /** "domains": "*": serves every running libvirt domain that no VM entry names yet. */
+  private async discover(c: LibvirtClient): Promise<void> {
+    if (this.stopping) return;
+    let doms;
+    try { doms = await c.listDomains(ListFlags.ACTIVE); } catch (e) {
+      this.log.warn('cannot list libvirt domains', { error: e as Error });
+      return;
+    }
+    for (const d of doms) {
+      if (this.stopping || this.links.some((l) => l.cfg.domain === d.name)) continue;
+      let name = vmNameForDomain(d.name);
+      for (let i = 2; this.vmNames.includes(name); i++) name = `${vmNameForDomain(d.name).slice(0, 58)}-${i}`;
+      this.log.info('libvirt domain discovered', { domain: d.name, vm: name });
+      this.addLink({ name, domain: d.name, share: [] });
+      this.statusChanged();
+    }
   }
 
   private async listen(): Promise<void> {
@@ -233,6 +274,7 @@ export class HostAgent {
     this.stopping ??= (async () => {
       this.log.info('agent stopping');
       await Promise.all(this.links.map((l) => l.stop()));
+      await this.libvirt?.stop();
       for (const s of this.servers) s.close();
       try {
         await this.mount.unmount();

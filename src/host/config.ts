@@ -7,8 +7,10 @@ import { VM_NAME } from './naming.js';
 export interface VmConfig {
   /** short name used in file names (livemr_<name>_...) and metrics */
   name: string;
-  /** QMP unix socket of the running QEMU (a monitor the agent may use exclusively) */
-  qmp: string;
+  /** QMP unix socket of the running QEMU (a monitor the agent may use exclusively); or `domain` */
+  qmp?: string;
+  /** libvirt domain name (needs the top-level `libvirt`); the agent never touches its monitor */
+  domain?: string;
   /** host unix socket of an existing org.livemr.0 port; absent: the agent hot-plugs one */
   channel?: string;
   /** guest paths the agent asks to share on connect (the owner's consent still decides) */
@@ -26,7 +28,17 @@ export interface AgentConfig {
   hostname?: string;
   /** where hot-plugged channel sockets go */
   runDir: string;
+  /** libvirt connection for VMs given by `domain` and for discovery (docs/libvirt.md) */
+  libvirt?: { uri: string };
+  /** "*": also serve every running libvirt domain not named in `vms` (shares come from run-time requests) */
+  domains?: '*';
   vms: VmConfig[];
+}
+
+/** A libvirt domain name as a legal VM name: other characters become '-', at most 63 characters. */
+export function vmNameForDomain(domain: string): string {
+  const n = domain.replace(/[^A-Za-z0-9.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63);
+  return n || 'domain';
 }
 
 export class ConfigError extends Error {
@@ -57,7 +69,18 @@ function optString(v: unknown, path: string): string | undefined {
 export function parseConfig(raw: unknown): AgentConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('$', 'must be a JSON object');
   const c = raw as Json;
-  only(c, '$', ['mountpoint', 'stateDir', 'group', 'metrics', 'hostname', 'runDir', 'vms']);
+  only(c, '$', ['mountpoint', 'stateDir', 'group', 'metrics', 'hostname', 'runDir', 'libvirt', 'domains', 'vms']);
+  let libvirt: { uri: string } | undefined;
+  if (c.libvirt !== undefined) {
+    if (typeof c.libvirt !== 'object' || c.libvirt === null || Array.isArray(c.libvirt)) fail('$.libvirt', 'must be an object');
+    const l = c.libvirt as Json;
+    only(l, '$.libvirt', ['uri']);
+    const uri = l.uri === undefined ? 'qemu:///system' : l.uri;
+    if (typeof uri !== 'string' || !/^[a-z][a-z0-9+]*:\/\//.test(uri)) fail('$.libvirt.uri', 'must be a libvirt URI such as qemu:///system');
+    libvirt = { uri };
+  }
+  if (c.domains !== undefined && c.domains !== '*') fail('$.domains', 'must be "*" (every running libvirt domain)');
+  if (c.domains === '*' && !libvirt) fail('$.domains', 'needs "libvirt": {"uri": ...}');
   const metrics = c.metrics === undefined ? '127.0.0.1:9477' : c.metrics;
   if (metrics !== null && (typeof metrics !== 'string' || !/^[\w.:[\]-]+:\d{1,5}$/.test(metrics))) {
     fail('$.metrics', 'must be "host:port" or null');
@@ -68,15 +91,21 @@ export function parseConfig(raw: unknown): AgentConfig {
     const p = `$.vms[${i}]`;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(p, 'must be an object');
     const vm = v as Json;
-    only(vm, p, ['name', 'qmp', 'channel', 'share']);
+    only(vm, p, ['name', 'qmp', 'domain', 'channel', 'share']);
     if (typeof vm.name !== 'string' || !VM_NAME.test(vm.name)) fail(`${p}.name`, 'must match [A-Za-z0-9][A-Za-z0-9.-]{0,62}');
     if (names.has(vm.name)) fail(`${p}.name`, `duplicate VM name '${vm.name}'`);
     names.add(vm.name);
     const share = vm.share ?? [];
     if (!Array.isArray(share)) fail(`${p}.share`, 'must be an array of absolute guest paths');
+    if ((vm.qmp === undefined) === (vm.domain === undefined)) fail(p, 'give exactly one of "qmp" (a QMP socket) or "domain" (a libvirt domain)');
+    if (vm.domain !== undefined) {
+      if (typeof vm.domain !== 'string' || !vm.domain || vm.domain.length > 1024) fail(`${p}.domain`, 'must be a libvirt domain name');
+      if (!libvirt) fail(`${p}.domain`, 'needs "libvirt": {"uri": ...} at the top level');
+      if (vm.channel !== undefined) fail(`${p}.channel`, 'libvirt domains get their channel hot-plugged through libvirt');
+    }
     return {
       name: vm.name,
-      qmp: absPath(vm.qmp, `${p}.qmp`),
+      ...(vm.qmp === undefined ? { domain: vm.domain as string } : { qmp: absPath(vm.qmp, `${p}.qmp`) }),
       ...(vm.channel === undefined ? {} : { channel: absPath(vm.channel, `${p}.channel`) }),
       share: share.map((s: unknown, j: number) => absPath(s, `${p}.share[${j}]`)),
     };
@@ -90,6 +119,8 @@ export function parseConfig(raw: unknown): AgentConfig {
     ...(hostname ? { hostname } : {}),
     metrics: metrics as string | null,
     runDir: c.runDir === undefined ? '/run/livemr' : absPath(c.runDir, '$.runDir'),
+    ...(libvirt ? { libvirt } : {}),
+    ...(c.domains === '*' ? { domains: '*' as const } : {}),
     vms,
   };
 }

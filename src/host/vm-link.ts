@@ -72,7 +72,8 @@ export class VmLink {
 
   constructor(readonly cfg: VmConfig, private readonly deps: VmLinkDeps) {
     this.log = deps.log.child('vm', { vm: cfg.name });
-    this.control = deps.control ?? new QmpControl(cfg.qmp);
+    if (!deps.control && !cfg.qmp) throw new Error(`VM ${cfg.name}: no QMP socket and no control plane given`);
+    this.control = deps.control ?? new QmpControl(cfg.qmp!);
     const onStatus = () => deps.onStatus?.();
     this.shares = new ShareBook(cfg.share, deps.requested ?? [], onStatus);
     this.disks = new DiskMaps({ log: this.log, onAllocation: (serial) => this.sync.kick(`write threshold on ${serial}`) });
@@ -154,8 +155,9 @@ export class VmLink {
     mkdirSync(this.deps.runDir, { recursive: true, mode: 0o700 });
     const path = join(this.deps.runDir, `${this.cfg.name}.channel.sock`);
     const plug = await ctl.plugChannel(path);
-    this.log.info(plug === 'plugged' ? 'hot-plugged the LiveMR channel' : 'LiveMR channel already plugged', { socket: path });
-    return path;
+    const socket = ctl.channelSocketPath ?? path;
+    this.log.info(plug === 'plugged' ? 'hot-plugged the LiveMR channel' : 'LiveMR channel already plugged', { socket });
+    return socket;
   }
 
   private async detach(): Promise<void> {

@@ -38,8 +38,14 @@ export interface VmControlSession {
   describe(): Promise<VmModel>;
   /** a string that changes whenever any disk's root node or image chain changes (one round trip) */
   chainSignature(): Promise<string>;
-  /** hot-plugs the org.livemr.0 port on a unix socket the hypervisor listens on */
+  /**
+   * hot-plugs the org.livemr.0 port on a unix socket the hypervisor listens on. An implementation
+   * whose hypervisor picks the socket itself (libvirt) ignores `socketPath` and reports the real
+   * one in `channelSocketPath`.
+   */
   plugChannel(socketPath: string): Promise<ChannelPlug>;
+  /** set by plugChannel when the socket is not the one asked for */
+  readonly channelSocketPath?: string;
   /** watches a qcow2 disk's top image for newly allocated clusters */
   watchAllocation(disk: VmDisk, o: AllocationWatchOptions): Promise<AllocationWatch>;
   /** subscribes to VM events; returns unsubscribe */
