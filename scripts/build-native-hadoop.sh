@@ -4,6 +4,7 @@
 #   client  (default) test/hadoop/pom.xml: hadoop-client + examples; drivers test/hadoop/src/*.java
 #   cluster test/hadoop/cluster/pom.xml: MiniDFSCluster + MiniMRYarnCluster (hadoop-minicluster),
 #           examples, distcp; driver test/hadoop/cluster/src/*.java (test/hadoop/cluster.ts runs it)
+#   spark   test/hadoop/spark/pom.xml: spark-sql (local[2]); driver test/hadoop/spark/src/SparkCheck.java
 # Idempotent: a cached run only hashes a few files. Prints nothing when cached; `--print` prints the
 # cache directory (conf/, classes/, jars/ under it).
 set -euo pipefail
@@ -14,8 +15,8 @@ print=0
 for a in "$@"; do
   case $a in
     --print) print=1 ;;
-    client | cluster) profile=$a ;;
-    *) log "usage: $0 [--print] [client|cluster]"; exit 2 ;;
+    client | cluster | spark) profile=$a ;;
+    *) log "usage: $0 [--print] [client|cluster|spark]"; exit 2 ;;
   esac
 done
 if [[ $profile == client ]]; then pom=test/hadoop/pom.xml src=test/hadoop/src name=hadoop
