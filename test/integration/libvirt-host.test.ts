@@ -63,6 +63,7 @@ describe('host agent on a libvirt domain', () => {
     await agent?.stop();
     await lv?.stop();
     if (logs.length) console.error(logs.filter((l) => !l.includes('"debug"')).slice(-40).join('\n'));
+    if (!dir) return;
     try { execFileSync('fusermount3', ['-uz', join(dir, 'mnt')], { stdio: 'ignore' }); } catch { /* not mounted */ }
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
