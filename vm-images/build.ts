@@ -51,6 +51,24 @@ function sh(cmd: string, args: string[], opts: { cwd?: string; input?: string } 
 
 const log = (msg: string) => process.stderr.write(`[vm-image] ${msg}\n`);
 
+/** The kernel .deb (apt-get download, cached in <cache>/debs); the distribution image uses its modules. */
+export function kernelDeb(kernel = kernelPackage(), step: (msg: string) => void = log): string {
+  const debDir = join(cacheRoot(), 'debs');
+  mkdirSync(debDir, { recursive: true });
+  const deb = join(debDir, `${kernel.name}_${kernel.version}.deb`);
+  if (!existsSync(deb)) {
+    step('downloading kernel .deb from apt');
+    const tmp = join(debDir, `dl-${process.pid}`);
+    mkdirSync(tmp, { recursive: true });
+    sh('apt-get', ['download', '-q', `${kernel.name}=${kernel.version}`], { cwd: tmp });
+    const got = readdirSync(tmp).find((f) => f.endsWith('.deb'));
+    if (!got) throw new Error('apt-get download produced no .deb');
+    renameSync(join(tmp, got), deb);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return deb;
+}
+
 /** The concrete kernel package the meta package points at, and its version. */
 function kernelPackage(): { name: string; version: string } {
   const lookup = () => {
@@ -143,19 +161,7 @@ async function buildInto(work: string, key: string, finalDir: string): Promise<G
   const kernel = kernelPackage();
 
   step(`kernel ${kernel.name} ${kernel.version}`);
-  const debDir = join(cacheRoot(), 'debs');
-  mkdirSync(debDir, { recursive: true });
-  const deb = join(debDir, `${kernel.name}_${kernel.version}.deb`);
-  if (!existsSync(deb)) {
-    step('downloading kernel .deb from apt');
-    const tmp = join(debDir, `dl-${process.pid}`);
-    mkdirSync(tmp, { recursive: true });
-    sh('apt-get', ['download', '-q', `${kernel.name}=${kernel.version}`], { cwd: tmp });
-    const got = readdirSync(tmp).find((f) => f.endsWith('.deb'));
-    if (!got) throw new Error('apt-get download produced no .deb');
-    renameSync(join(tmp, got), deb);
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  const deb = kernelDeb(kernel, step);
   const kx = join(work, 'kernel-x');
   sh('dpkg-deb', ['-x', deb, kx]);
   const kver = readdirSync(join(kx, 'lib/modules'))[0]!;

@@ -9,6 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureGuestImage, type GuestImage } from '../../vm-images/build.js';
+import { ensureDistroImage } from '../../vm-images/distro.js';
 
 export interface GuestDisk {
   /** virtio serial the guest sees in /sys/block/vdX/serial; also its mount point /mnt/<serial> */
@@ -55,7 +56,16 @@ export interface GuestVm {
 }
 
 export interface BootOptions {
+  /**
+   * 'busybox' (default): the project's tiny image on the host's Node, for fast tests.
+   * 'debian': the Debian 12 systemd guest with the helper installed from its .deb (vm-images/distro.ts).
+   */
+  image?: 'busybox' | 'debian';
   memoryMb?: number;
+  /** vCPUs (default 1) */
+  cpus?: number;
+  /** blank qcow2 data disks (virtio-blk, given serial), e.g. for filesystems the test makes itself */
+  blankDisks?: { serial: string; bytes: number }[];
   /** add the org.livemr.0 channel at boot (default true); false to test hot-plug */
   channel?: boolean;
   /** extra QEMU arguments */
@@ -100,7 +110,7 @@ function makeOverlay(base: string, overlay: string): void {
 }
 
 export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
-  const image: GuestImage = await ensureGuestImage();
+  const image: GuestImage = opts.image === 'debian' ? await ensureDistroImage() : await ensureGuestImage();
   mkdirSync(vmRoot(), { recursive: true });
   const dir = mkdtempSync(join(vmRoot(), `${opts.name ?? 'vm'}-${process.pid}-`));
   writeFileSync(join(dir, 'owner'), String(process.pid));
@@ -114,6 +124,11 @@ export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
   makeOverlay(image.root, p('root.qcow2'));
   makeOverlay(image.data, disks[0]!.overlay);
   makeOverlay(image.pdata, disks[1]!.overlay);
+  for (const b of opts.blankDisks ?? []) {
+    const d: GuestDisk = { serial: b.serial, overlay: p(`${b.serial}.qcow2`), fsOffset: 0, id: `vd-${b.serial}` };
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', d.overlay, String(b.bytes)]);
+    disks.push(d);
+  }
 
   const blk = (id: string, serial: string, file: string) => [
     '-blockdev', `driver=file,filename=${file},node-name=${id}-file,cache.direct=off`,
@@ -121,7 +136,7 @@ export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
     '-device', `virtio-blk-pci,drive=${id}-fmt,id=${id},serial=${serial}`,
   ];
   const args = [
-    '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max', '-smp', '1',
+    '-machine', `q35,accel=${accel}`, '-cpu', accel === 'kvm' ? 'host' : 'max', '-smp', String(opts.cpus ?? 1),
     '-m', String(opts.memoryMb ?? 512), '-nodefaults', '-no-user-config', '-display', 'none',
     ...(opts.allowReboot ? [] : ['-no-reboot']),
     '-kernel', image.vmlinuz, '-initrd', image.initrd,
@@ -158,7 +173,7 @@ export async function bootGuest(opts: BootOptions = {}): Promise<GuestVm> {
     child.on('exit', (code, signal) => { me.exited = { code, signal }; writeFileSync(p('qemu.stderr'), me.stderr); });
     ctl = new ControlChannel(p('ctl.sock'));
     try {
-      await ctl.connect(() => me.exited, opts.bootTimeoutMs ?? 60_000);
+      await ctl.connect(() => me.exited, opts.bootTimeoutMs ?? (opts.image === 'debian' ? 150_000 : 60_000));
     } catch (e) {
       await kill();
       throw new GuestError(keepLog(`guest did not come up: ${(e as Error).message}`));
