@@ -8,7 +8,8 @@
 //      cached under the base key plus the .deb, the agent and this file.
 // It boots with the busybox image's cloud kernel and initramfs (which find the root disk by its
 // serial and hand over to /sbin/init, systemd here); both are copied into this image's directory.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import {
   copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync,
@@ -46,8 +47,26 @@ export interface DistroImage extends GuestImage {
 
 const log = (msg: string) => process.stderr.write(`[distro-image] ${msg}\n`);
 
-function sh(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 << 20, ...opts });
+const failed = (cmd: string, args: string[], e: unknown) => {
+  const err = e as { stderr?: string; message: string };
+  return new Error(`${cmd} ${args.join(' ').slice(0, 200)} failed: ${(err.stderr || err.message).slice(-2000)}`);
+};
+
+/** Quick queries (apt-cache, versions). */
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+  } catch (e) { throw failed(cmd, args, e); }
+}
+
+/**
+ * Long steps run asynchronously: the image is built inside a test worker, whose event loop must keep
+ * answering the runner (a minutes-long execFileSync makes vitest's worker RPC time out).
+ */
+async function run(cmd: string, args: string[]): Promise<string> {
+  try {
+    return (await promisify(execFile)(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 })).stdout;
+  } catch (e) { throw failed(cmd, args, e); }
 }
 
 /** The host's own Debian sources (deb822 or one-line), so the guest comes from the machine's mirror. */
@@ -82,7 +101,7 @@ function baseKey(): string {
 }
 
 /** The mmdebstrap tarball for the current inputs, built if missing. */
-function ensureBase(): { key: string; tar: string } {
+async function ensureBase(): Promise<{ key: string; tar: string }> {
   const key = baseKey();
   const dir = join(cacheRoot(), 'distro-base');
   mkdirSync(dir, { recursive: true });
@@ -92,7 +111,7 @@ function ensureBase(): { key: string; tar: string } {
   log(`mmdebstrap ${SUITE} (${DISTRO_PACKAGES.length} packages and their dependencies) → ${tar}`);
   const tmp = `${tar}.tmp-${process.pid}`;
   try {
-    sh('mmdebstrap', ['--quiet', '--variant=apt', '--mode=root', '--format=tar', `--include=${DISTRO_PACKAGES.join(',')}`,
+    await run('mmdebstrap', ['--quiet', '--variant=apt', '--mode=root', '--format=tar', `--include=${DISTRO_PACKAGES.join(',')}`,
       // no documentation or manual pages: smaller image, faster mke2fs
       '--dpkgopt=path-exclude=/usr/share/man/*', '--dpkgopt=path-exclude=/usr/share/doc/*',
       '--dpkgopt=path-include=/usr/share/doc/*/copyright', '--dpkgopt=path-exclude=/usr/share/locale/*',
@@ -100,8 +119,7 @@ function ensureBase(): { key: string; tar: string } {
     renameSync(tmp, tar);
   } catch (e) {
     rmSync(tmp, { force: true });
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`mmdebstrap failed: ${(err.stderr ?? err.message).slice(-2000)}`);
+    throw e;
   }
   log(`base ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   // older bases (other package versions) are not needed any more
@@ -110,8 +128,8 @@ function ensureBase(): { key: string; tar: string } {
 }
 
 /** build/livemr-guest_VERSION_amd64.deb, (re)built by the project's script. */
-function guestDeb(): string {
-  const out = sh('bash', [join(REPO, 'scripts/build-guest-deb.sh')]).trim().split('\n').at(-1)!;
+async function guestDeb(): Promise<string> {
+  const out = (await run('bash', [join(REPO, 'scripts/build-guest-deb.sh')])).trim().split('\n').at(-1)!;
   const deb = resolve(REPO, out);
   if (!existsSync(deb)) throw new Error(`scripts/build-guest-deb.sh did not produce ${deb}`);
   return deb;
@@ -120,8 +138,8 @@ function guestDeb(): string {
 /** Returns the cached distribution image for the current inputs, building it first if needed. */
 export async function ensureDistroImage(): Promise<DistroImage> {
   const busybox = await ensureGuestImage(); // kernel, initramfs, data disks
-  const base = ensureBase();
-  const deb = guestDeb();
+  const base = await ensureBase();
+  const deb = await guestDeb();
   const key = hash({
     base: base.key, busybox: busybox.key, deb: hash(readFileSync(deb)),
     sources: hash(Buffer.concat([readFileSync(fileURLToPath(import.meta.url)), readFileSync(join(HERE, 'guest/ctl-agent.ts'))])),
@@ -153,15 +171,15 @@ async function buildInto(work: string, finalDir: string, key: string, base: { ke
   const root = join(work, 'rootfs');
   mkdirSync(root);
   step('unpacking the base');
-  sh('tar', ['-xpf', base.tar, '-C', root, '--numeric-owner', '--xattrs', '--xattrs-include=*']);
+  await run('tar', ['-xpf', base.tar, '-C', root, '--numeric-owner', '--xattrs', '--xattrs-include=*']);
 
   step(`kernel modules ${busybox.kernelVersion} (udev loads xfs, dm-mod, btrfs on demand)`);
   const kx = join(work, 'kernel-x');
-  sh('dpkg-deb', ['-x', kernelDeb(), kx]);
+  await run('dpkg-deb', ['-x', kernelDeb(), kx]);
   mkdirSync(join(root, 'usr/lib/modules'), { recursive: true });
   renameSync(join(kx, 'lib/modules', busybox.kernelVersion), join(root, 'usr/lib/modules', busybox.kernelVersion));
   rmSync(kx, { recursive: true });
-  sh('depmod', ['-b', root, busybox.kernelVersion]);
+  await run('depmod', ['-b', root, busybox.kernelVersion]);
 
   step('system configuration');
   writeFileSync(join(root, 'etc/fstab'), 'LABEL=root / ext4 noatime,errors=remount-ro 0 0\n');
@@ -174,7 +192,7 @@ async function buildInto(work: string, finalDir: string, key: string, base: { ke
     rmSync(p, { force: true });
     symlinkSync('/dev/null', p);
   }
-  sh('chroot', [root, 'useradd', '-m', '-u', '1000', '-s', '/bin/bash', 'alice']);
+  await run('chroot', [root, 'useradd', '-m', '-u', '1000', '-s', '/bin/bash', 'alice']);
 
   step('test control agent (org.livemr.ctl, test only)');
   await esbuild({
@@ -191,18 +209,18 @@ async function buildInto(work: string, finalDir: string, key: string, base: { ke
 
   step(`installing ${deb.slice(REPO.length + 1)} with dpkg, as a user would`);
   copyFileSync(deb, join(root, 'tmp/livemr-guest.deb'));
-  sh('chroot', [root, 'dpkg', '-i', '/tmp/livemr-guest.deb']);
+  await run('chroot', [root, 'dpkg', '-i', '/tmp/livemr-guest.deb']);
   rmSync(join(root, 'tmp/livemr-guest.deb'));
-  const packageVersion = sh('chroot', [root, 'dpkg-query', '-W', '-f=${Version}', 'livemr-guest']);
+  const packageVersion = await run('chroot', [root, 'dpkg-query', '-W', '-f=${Version}', 'livemr-guest']);
 
   step('root filesystem (mke2fs -d) → qcow2');
-  const rootBytes = Number(sh('du', ['-sb', root]).split('\t')[0]);
+  const rootBytes = Number((await run('du', ['-sb', root])).split('\t')[0]);
   // room for logs, nginx traffic and test files written on the root filesystem
   const size = Math.ceil((rootBytes * 1.2 + 384 * 1024 * 1024) / (1 << 20)) * (1 << 20);
-  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-L', 'root', '-E', 'lazy_itable_init=0,lazy_journal_init=0',
-    '-d', root, join(work, 'root.raw'), String(size / 4096)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-L', 'root', '-E', 'lazy_itable_init=0,lazy_journal_init=0',
+    '-d', root, join(work, 'root.raw'), String(size / 4096)]);
   rmSync(root, { recursive: true });
-  execFileSync('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', join(work, 'root.raw'), join(work, 'root.qcow2')]);
+  await run('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', join(work, 'root.raw'), join(work, 'root.qcow2')]);
   rmSync(join(work, 'root.raw'));
   for (const f of ['vmlinuz', 'initrd.img', 'data.qcow2', 'pdata.qcow2']) copyFileSync(join(busybox.dir, f), join(work, f));
 

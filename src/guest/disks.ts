@@ -3,8 +3,11 @@
 // (512-byte sectors) and the disk's virtio `serial` — or, for a disk without one (OpenStack Nova's
 // ephemeral disks), its PCI location: "pci:" and the slot.function of every hop from the root bus
 // to the disk's PCI function ("pci:02.2/00.0"), which the host reads from libvirt's live XML (bus
-// numbers differ between the two views, the topology does not; docs/libvirt.md). Stacked devices (LVM / device-mapper / md) are
-// refused: their filesystem offsets are not disk offsets.
+// numbers differ between the two views, the topology does not; docs/libvirt.md). An LVM linear LV
+// of one segment is a constant shift of its PV: its offset comes from the device-mapper table
+// (`dmsetup table`). Every other stacked device (striped, thin, snapshot, raid, crypt, md, several
+// segments) and btrfs are refused with a message saying why: their offsets are not disk offsets.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { DiskInfo } from './protocol.js';
@@ -48,14 +51,113 @@ export function devMajorMinor(dev: number): string {
   return `${major}:${minor}`;
 }
 
-export function resolveFileDisk(stDev: number, sysfs = '/sys'): FileDisk {
+/** Where the helper reads what sysfs does not tell; injectable for tests. */
+export interface DiskEnv {
+  /** `dmsetup table` of the device-mapper device MAJ:MIN */
+  dmTable?: (mm: string) => string;
+  /** contents of /proc/self/mountinfo */
+  mountinfo?: () => string;
+}
+
+const defaultDmTable = (mm: string): string => {
+  const [major, minor] = mm.split(':');
+  try {
+    return execFileSync('dmsetup', ['table', '-j', major!, '-m', minor!], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stderr?: string };
+    throw new UnsupportedDeviceError(err.code === 'ENOENT'
+      ? `device-mapper device ${mm}: dmsetup is not installed, its table cannot be read`
+      : `device-mapper device ${mm}: dmsetup table failed: ${(err.stderr ?? err.message).trim()}`);
+  }
+};
+const defaultMountinfo = () => readFileSync('/proc/self/mountinfo', 'utf8');
+
+/** The filesystem type mounted from device MAJ:MIN, from mountinfo (`... MAJ:MIN root mnt ... - TYPE src opts`). */
+export function fsTypeOf(mm: string, mountinfo: string): string | undefined {
+  for (const line of mountinfo.split('\n')) {
+    const f = line.split(' ');
+    if (f[2] !== mm) continue;
+    const dash = f.indexOf('-', 6);
+    if (dash > 0) return f[dash + 1];
+  }
+  return undefined;
+}
+
+/** One line of a device-mapper table: `start length target args...` (sectors). */
+export interface DmSegment { start: number; length: number; target: string; args: string[] }
+
+export function parseDmTable(text: string): DmSegment[] {
+  return text.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => {
+    const [start, length, target, ...args] = l.split(/\s+/);
+    return { start: Number(start), length: Number(length), target: target ?? '', args };
+  });
+}
+
+const DM_REFUSALS: Record<string, string> = {
+  striped: 'a striped LV: consecutive chunks live on different PVs',
+  'thin': 'a thin LV: its blocks are allocated from a pool on demand, the mapping lives in the pool\'s metadata',
+  'thin-pool': 'a thin pool',
+  snapshot: 'an LVM snapshot: changed blocks live in the COW store',
+  'snapshot-origin': 'the origin of an LVM snapshot: writes are copied to the COW store first',
+  'snapshot-merge': 'an LVM snapshot being merged',
+  raid: 'a RAID LV', mirror: 'a mirrored LV', crypt: 'an encrypted (dm-crypt) device: the disk holds ciphertext',
+  cache: 'a cached LV', writecache: 'a write-cached LV', integrity: 'a dm-integrity device', vdo: 'a VDO device',
+};
+
+/**
+ * A device-mapper device that is a single linear segment onto a PV: the PV's MAJ:MIN and the byte
+ * offset of sector 0 of the LV on the PV. Anything else throws UnsupportedDeviceError saying why.
+ */
+export function linearTarget(name: string, table: DmSegment[]): { pv: string; offset: number } {
+  if (table.length === 0) throw new UnsupportedDeviceError(`${name}: device-mapper device without a table (suspended or being set up?)`);
+  const odd = table.find((s) => s.target !== 'linear');
+  if (odd) {
+    const why = DM_REFUSALS[odd.target] ?? `a device-mapper '${odd.target}' target`;
+    throw new UnsupportedDeviceError(`${name} is ${why}; only linear LVs are supported`);
+  }
+  if (table.length > 1) {
+    throw new UnsupportedDeviceError(`${name} is a linear LV of ${table.length} segments (extended?): offsets are not one shift of a disk; only single-segment linear LVs are supported`);
+  }
+  const [pv, sector] = table[0]!.args;
+  if (table[0]!.start !== 0 || !pv || !/^\d+:\d+$/.test(pv) || !/^\d+$/.test(sector ?? '')) {
+    throw new UnsupportedDeviceError(`${name}: unexpected linear table line '${table[0]!.start} ${table[0]!.length} linear ${table[0]!.args.join(' ')}'`);
+  }
+  return { pv, offset: Number(sector) * 512 };
+}
+
+export function resolveFileDisk(stDev: number, sysfs = '/sys', env: DiskEnv = {}): FileDisk {
   const mm = devMajorMinor(stDev);
   const link = join(sysfs, 'dev/block', mm);
-  if (!existsSync(link)) throw new UnsupportedDeviceError(`device ${mm} is not a block device (tmpfs, overlay, network filesystem?)`);
+  if (!existsSync(link)) {
+    let type: string | undefined;
+    try { type = fsTypeOf(mm, (env.mountinfo ?? defaultMountinfo)()); } catch { /* no mountinfo: generic message */ }
+    if (type === 'btrfs') {
+      throw new UnsupportedDeviceError(`btrfs is not supported: its FIEMAP addresses are btrfs logical addresses (mapped to one or more disks by its chunk tree), not disk offsets`);
+    }
+    throw new UnsupportedDeviceError(`device ${mm} is not a block device (${type ? `${type}` : 'tmpfs, overlay, network filesystem?'})`);
+  }
+  const node = realpathSync(link);
+  const name = basename(node);
+  if (existsSync(join(node, 'dm'))) {
+    let dmName = name;
+    try { dmName = `${name} (${read(join(node, 'dm/name'))})`; } catch { /* name is enough */ }
+    const { pv, offset } = linearTarget(dmName, parseDmTable((env.dmTable ?? defaultDmTable)(mm)));
+    // the PV itself must be a plain disk or partition (one level of stacking only)
+    const under = resolvePlain(join(sysfs, 'dev/block', pv), `${dmName}'s PV ${pv}`);
+    return { ...under, fsOffset: under.fsOffset + offset };
+  }
+  if (/^(dm-|md)/.test(name)) {
+    throw new UnsupportedDeviceError(`${name} is an md/RAID device: its offsets are not disk offsets; put shared files on a plain disk, partition or linear LV`);
+  }
+  return resolvePlain(link, name);
+}
+
+function resolvePlain(link: string, what: string): FileDisk {
+  if (!existsSync(link)) throw new UnsupportedDeviceError(`${what} is not a block device`);
   const node = realpathSync(link);
   const name = basename(node);
   if (existsSync(join(node, 'dm')) || /^(dm-|md)/.test(name)) {
-    throw new UnsupportedDeviceError(`${name} is a device-mapper/LVM/md device: its offsets are not disk offsets; put shared files on a plain disk or partition`);
+    throw new UnsupportedDeviceError(`${what} is itself a device-mapper/md device (${name}): only one level of stacking (LV on a disk or partition) is supported`);
   }
   if (existsSync(join(node, 'slaves')) && readdirSync(join(node, 'slaves')).length > 0) {
     throw new UnsupportedDeviceError(`${name} is stacked on other devices (${readdirSync(join(node, 'slaves')).join(', ')})`);

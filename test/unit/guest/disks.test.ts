@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { devMajorMinor, listDisks, resolveFileDisk, UnsupportedDeviceError } from '../../../src/guest/disks.js';
+import { devMajorMinor, fsTypeOf, listDisks, parseDmTable, resolveFileDisk, UnsupportedDeviceError } from '../../../src/guest/disks.js';
 
 let sys: string;
 const dev = (major: number, minor: number) => major * 256 + minor; // small numbers: old-style encoding
@@ -61,11 +61,44 @@ describe('disk resolution', () => {
     expect(resolveFileDisk(dev(254, 64), sys)).toEqual({ serial: 'pci:02.2/00.0', fsOffset: 0, devNode: '/dev/vde' });
   });
 
-  it('refuses LVM/device-mapper, md, disks without a serial or PCI address and non-block filesystems', () => {
-    expect(() => resolveFileDisk(dev(253, 0), sys)).toThrow(/device-mapper\/LVM\/md/);
+  it('refuses md, disks without a serial or PCI address and non-block filesystems', () => {
+    expect(() => resolveFileDisk(dev(9, 0), sys)).toThrow(/md\/RAID/);
     expect(() => resolveFileDisk(dev(9, 0), sys)).toThrow(UnsupportedDeviceError);
     expect(() => resolveFileDisk(dev(254, 48), sys)).toThrow(/no serial/);
-    expect(() => resolveFileDisk(dev(0, 40), sys)).toThrow(/not a block device/);
+    expect(() => resolveFileDisk(dev(0, 40), sys, { mountinfo: () => '' })).toThrow(/not a block device/);
+  });
+
+  // tables as `dmsetup table` prints them (lvcreate on /dev/vdc1, i.e. 254:33)
+  const lv = (table: string) => resolveFileDisk(dev(253, 0), sys, { dmTable: (mm) => (mm === '253:0' ? table : '') });
+
+  it('LVM linear LV of one segment: the PV\'s partition start plus the LV\'s start sector on the PV', () => {
+    expect(lv('0 1048576 linear 254:33 2048\n')).toEqual({ serial: 'pdata', fsOffset: 2050 * 512 + 2048 * 512, devNode: '/dev/vdc' });
+    // LV on a whole-disk PV
+    expect(resolveFileDisk(dev(253, 0), sys, { dmTable: () => '0 8192 linear 254:16 10240' })).toEqual({ serial: 'data', fsOffset: 10240 * 512, devNode: '/dev/vdb' });
+  });
+
+  it('refuses striped, thin, snapshot and multi-segment LVs, and LVs on stacked or unknown PVs, saying why', () => {
+    expect(() => lv('0 2097152 striped 2 128 254:16 2048 254:33 2048')).toThrow(/vg-lv.*striped LV.*only linear/);
+    expect(() => lv('0 2097152 thin 253:3 1')).toThrow(/thin LV/);
+    expect(() => lv('0 2097152 snapshot 253:1 253:2 P 8')).toThrow(/snapshot/);
+    expect(() => lv('0 2097152 snapshot-origin 253:1')).toThrow(/origin of an LVM snapshot/);
+    expect(() => lv('0 1024 linear 254:33 2048\n1024 1024 linear 254:16 2048')).toThrow(/2 segments/);
+    expect(() => lv('0 1024 linear 253:0 2048')).toThrow(/only one level of stacking/);
+    expect(() => lv('0 1024 linear 254:99 2048')).toThrow(/PV 254:99 is not a block device/);
+    expect(() => lv('')).toThrow(/without a table/);
+    expect(() => lv('0 1024 crypt aes-xts-plain64 0 0 254:16 0')).toThrow(/dm-crypt/);
+  });
+
+  it('refuses btrfs by its type in mountinfo (its FIEMAP addresses are logical), other non-block filesystems generically', () => {
+    const mountinfo = [
+      '22 1 254:0 / / rw,noatime shared:1 - ext4 /dev/vda rw',
+      '40 22 0:45 / /mnt/b rw,relatime shared:20 - btrfs /dev/vdd rw,space_cache=v2,subvolid=5,subvol=/',
+      '41 22 0:46 / /tmp rw,nosuid shared:21 - tmpfs tmpfs rw',
+    ].join('\n');
+    expect(fsTypeOf('0:45', mountinfo)).toBe('btrfs');
+    expect(() => resolveFileDisk(dev(0, 45), sys, { mountinfo: () => mountinfo })).toThrow(/btrfs is not supported.*logical addresses/);
+    expect(() => resolveFileDisk(dev(0, 46), sys, { mountinfo: () => mountinfo })).toThrow(/not a block device \(tmpfs\)/);
+    expect(parseDmTable(' \n0 8 linear 1:2 3\n')).toEqual([{ start: 0, length: 8, target: 'linear', args: ['1:2', '3'] }]);
   });
 
   it('lists disks with serials or PCI paths and their partitions for the hello', () => {
