@@ -8,7 +8,7 @@
 // (`dmsetup table`). Every other stacked device (striped, thin, snapshot, raid, crypt, md, several
 // segments) and btrfs are refused with a message saying why: their offsets are not disk offsets.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { DiskInfo } from './protocol.js';
 
@@ -57,6 +57,8 @@ export interface DiskEnv {
   dmTable?: (mm: string) => string;
   /** contents of /proc/self/mountinfo */
   mountinfo?: () => string;
+  /** st_dev of a path (a mount point) */
+  devOf?: (path: string) => number;
 }
 
 const defaultDmTable = (mm: string): string => {
@@ -67,20 +69,32 @@ const defaultDmTable = (mm: string): string => {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
     throw new UnsupportedDeviceError(err.code === 'ENOENT'
       ? `device-mapper device ${mm}: dmsetup is not installed, its table cannot be read`
-      : `device-mapper device ${mm}: dmsetup table failed: ${(err.stderr ?? err.message).trim()}`);
+      : `device-mapper device ${mm}: dmsetup table failed: ${(err.stderr ?? err.message).trim()}`, { cause: e });
   }
 };
 const defaultMountinfo = () => readFileSync('/proc/self/mountinfo', 'utf8');
 
-/** The filesystem type mounted from device MAJ:MIN, from mountinfo (`... MAJ:MIN root mnt ... - TYPE src opts`). */
-export function fsTypeOf(mm: string, mountinfo: string): string | undefined {
+/** mountinfo escapes space, tab, newline and backslash in paths as \ooo */
+const unescapeMount = (p: string) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+/**
+ * The filesystem type of device MAJ:MIN, from mountinfo (`id parent MAJ:MIN root mnt opts ... - TYPE
+ * src opts`). btrfs gives each subvolume its own anonymous device, which mountinfo need not list, so
+ * a btrfs mount whose mount point has that device also counts (`devOf` stats a mount point).
+ */
+export function fsTypeOf(mm: string, mountinfo: string, dev?: number, devOf: (path: string) => number = (p) => statSync(p).dev): string | undefined {
+  let viaMountpoint: string | undefined;
   for (const line of mountinfo.split('\n')) {
     const f = line.split(' ');
-    if (f[2] !== mm) continue;
     const dash = f.indexOf('-', 6);
-    if (dash > 0) return f[dash + 1];
+    if (dash < 0) continue;
+    const type = f[dash + 1];
+    if (f[2] === mm) return type;
+    if (dev !== undefined && type === 'btrfs' && !viaMountpoint) {
+      try { if (devOf(unescapeMount(f[4] ?? '')) === dev) viaMountpoint = type; } catch { /* mount point gone */ }
+    }
   }
-  return undefined;
+  return viaMountpoint;
 }
 
 /** One line of a device-mapper table: `start length target args...` (sectors). */
@@ -130,7 +144,7 @@ export function resolveFileDisk(stDev: number, sysfs = '/sys', env: DiskEnv = {}
   const link = join(sysfs, 'dev/block', mm);
   if (!existsSync(link)) {
     let type: string | undefined;
-    try { type = fsTypeOf(mm, (env.mountinfo ?? defaultMountinfo)()); } catch { /* no mountinfo: generic message */ }
+    try { type = fsTypeOf(mm, (env.mountinfo ?? defaultMountinfo)(), stDev, env.devOf); } catch { /* no mountinfo: generic message */ }
     if (type === 'btrfs') {
       throw new UnsupportedDeviceError(`btrfs is not supported: its FIEMAP addresses are btrfs logical addresses (mapped to one or more disks by its chunk tree), not disk offsets`);
     }

@@ -49,8 +49,16 @@ describe('distribution guest (Debian 12, helper from its .deb)', () => {
         return h.length === g.size && sha(h) === g.sum && g;
       }, timeoutMs, 200);
     } catch (e) {
-      throw new Error(`${(e as Error).message}; last: ${last}`);
+      throw new Error(`${(e as Error).message}; last: ${last}`, { cause: e });
     }
+  };
+  /** Waits in the guest until `grep -q PATTERN FILE` succeeds; on timeout says what the guest looks like. */
+  const guestGrep = async (pattern: string, file: string, secs = 60) => {
+    const r = await vm.exec(`i=0; until grep -q -- '${pattern}' ${file} 2>/dev/null; do i=$((i+1)); [ $i -gt ${secs * 5} ] && exit 1; sleep 0.2; done`,
+      { timeoutMs: (secs + 30) * 1000 });
+    if (r.code === 0) return;
+    const d = await vm.exec(`tail -n 3 ${file}; ps -eo pid,stat,etime,args | grep -v ']$' | tail -n 30; systemctl --failed --no-legend`, { timeoutMs: 30_000 });
+    throw new Error(`guest: no '${pattern}' in ${file} after ${secs} s\n${d.stdout.toString()}${d.stderr.toString()}`);
   };
   /** GET requests from inside the guest (bash /dev/tcp: the image has no curl). */
   const requests = (prefix: string, n: number) => vm.sh(`/usr/local/bin/reqloop '${prefix}' ${n}`);
@@ -70,7 +78,8 @@ describe('distribution guest (Debian 12, helper from its .deb)', () => {
       ],
     });
     console.error(`[distro] boot to ready ${vm.bootMs} ms`);
-    await vm.sh(`logger -t livemr-test boot-marker; until grep -q boot-marker ${SYSLOG} 2>/dev/null; do sleep 0.2; done`);
+    await vm.sh('logger -t livemr-test boot-marker');
+    await guestGrep('boot-marker', SYSLOG);
     await share(SYSLOG);
     // reqloop PREFIX N: N requests GET PREFIX<i> (N=0: until /tmp/stop-loop exists)
     await vm.sh(`cat > /usr/local/bin/reqloop <<'EOF'
@@ -102,84 +111,86 @@ chmod 755 /usr/local/bin/reqloop`);
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the packaged unit starts on the hot-plugged port, on Debian\'s Node 18, logging to the journal', async () => {
-    await until('livemr-guest.service active', async () => (await vm.exec('systemctl is-active livemr-guest')).code === 0, 60_000, 500);
-    const node = (await vm.sh('node --version')).trim();
-    expect(node).toMatch(/^v18\./);
-    expect(await vm.sh('dpkg-query -W -f=\'${Status}\' livemr-guest')).toBe('install ok installed');
-    expect((await vm.sh('command -v livemr-guest')).trim()).toBe('/usr/bin/livemr-guest');
-    await converged(SYSLOG, 90_000); // the helper's first start under TCG takes a while
-    expect(await vm.sh('journalctl -u livemr-guest --no-pager -o cat')).toMatch(/using \/dev\/vport/);
-  });
+  describe('real writers and real rotation', () => {
+    it('the packaged unit starts on the hot-plugged port, on Debian\'s Node 18, logging to the journal', async () => {
+      await until('livemr-guest.service active', async () => (await vm.exec('systemctl is-active livemr-guest')).code === 0, 60_000, 500);
+      const node = (await vm.sh('node --version')).trim();
+      expect(node).toMatch(/^v18\./);
+      expect(await vm.sh('dpkg-query -W -f=\'${Status}\' livemr-guest')).toBe('install ok installed');
+      expect((await vm.sh('command -v livemr-guest')).trim()).toBe('/usr/bin/livemr-guest');
+      await converged(SYSLOG, 90_000); // the helper's first start under TCG takes a while
+      expect(await vm.sh('journalctl -u livemr-guest --no-pager -o cat')).toMatch(/using \/dev\/vport/);
+    });
 
-  it('rsyslog\'s /var/log/syslog fed by logger', async () => {
-    // one logger process, one message per input line
-    await vm.sh(`seq 1 300 | sed 's/.*/line & of the syslog test/' | logger -t livemr-test`);
-    await vm.sh(`until grep -q 'line 300 of the syslog' ${SYSLOG}; do sleep 0.2; done`);
-    const g = await converged(SYSLOG);
-    expect(g.size).toBeGreaterThan(300 * 30);
-  });
+    it('rsyslog\'s /var/log/syslog fed by logger', async () => {
+      // one logger process, one message per input line
+      await vm.sh(`seq 1 300 | sed 's/.*/line & of the syslog test/' | logger -t livemr-test`);
+      await guestGrep('line 300 of the syslog', SYSLOG);
+      const g = await converged(SYSLOG);
+      expect(g.size).toBeGreaterThan(300 * 30);
+    });
 
-  it('nginx access.log under a request loop run inside the guest', async () => {
-    await requests('/loop?n=', 200);
-    const g = await converged(ACCESS);
-    expect(readFileSync(hostFile(cfg.mountpoint, ACCESS), 'utf8')).toContain('GET /loop?n=200 ');
-    expect(g.size).toBeGreaterThan(200 * 50);
-  });
+    it('nginx access.log under a request loop run inside the guest', async () => {
+      await requests('/loop?n=', 200);
+      const g = await converged(ACCESS);
+      expect(readFileSync(hostFile(cfg.mountpoint, ACCESS), 'utf8')).toContain('GET /loop?n=200 ');
+      expect(g.size).toBeGreaterThan(200 * 50);
+    });
 
-  it('logrotate -f, create mode (Debian\'s own rsyslog config): the new file is shared once granted', async () => {
-    await vm.sh('logger -t livemr-test before-create-rotation');
-    await vm.sh(`until grep -q before-create-rotation ${SYSLOG}; do sleep 0.2; done`);
-    await converged(SYSLOG);
-    await vm.sh('logrotate -f /etc/logrotate.d/rsyslog');
-    await vm.sh(`test -s ${SYSLOG}.1 && grep -q before-create-rotation ${SYSLOG}.1`);
-    // a new inode at the requested path without the xattr: the owner is asked, not bypassed
-    await until('a pending request for the new syslog', () => shareStatus(SYSLOG)?.status === 'pending-consent', 30_000, 200);
-    await vm.sh(`livemr-guest grant ${SYSLOG}`, { timeoutMs: 60_000 });
-    await vm.sh(`seq 1 50 | sed 's/.*/after create rotation &/' | logger -t livemr-test`);
-    await vm.sh(`until grep -q 'after create rotation 50' ${SYSLOG}; do sleep 0.2; done`);
-    await converged(SYSLOG);
-    const served = readFileSync(hostFile(cfg.mountpoint, SYSLOG), 'utf8');
-    expect(served).not.toContain('before-create-rotation');
-    expect(served).toContain('after create rotation 50');
-  });
+    it('logrotate -f, create mode (Debian\'s own rsyslog config): the new file is shared once granted', async () => {
+      await vm.sh('logger -t livemr-test before-create-rotation');
+      await guestGrep('before-create-rotation', SYSLOG);
+      await converged(SYSLOG);
+      await vm.sh('logrotate -f /etc/logrotate.d/rsyslog');
+      await vm.sh(`test -s ${SYSLOG}.1 && grep -q before-create-rotation ${SYSLOG}.1`);
+      // a new inode at the requested path without the xattr: the owner is asked, not bypassed
+      await until('a pending request for the new syslog', () => shareStatus(SYSLOG)?.status === 'pending-consent', 30_000, 200);
+      await vm.sh(`livemr-guest grant ${SYSLOG}`, { timeoutMs: 60_000 });
+      await vm.sh(`seq 1 50 | sed 's/.*/after create rotation &/' | logger -t livemr-test`);
+      await guestGrep('after create rotation 50', SYSLOG);
+      await converged(SYSLOG);
+      const served = readFileSync(hostFile(cfg.mountpoint, SYSLOG), 'utf8');
+      expect(served).not.toContain('before-create-rotation');
+      expect(served).toContain('after create rotation 50');
+    });
 
-  it('logrotate -f, copytruncate, while nginx keeps writing: the shared file follows, never old bytes as new', async () => {
-    await vm.sh(`cat > /etc/logrotate.d/livemr-test-nginx <<'EOF'
-${ACCESS} {
-  copytruncate
-  rotate 2
-  missingok
-}
-EOF
-rm -f /tmp/stop-loop; nohup /usr/local/bin/reqloop '/ct?n=' 0 >/dev/null 2>&1 &`);
-    await vm.sh(`until grep -q 'GET /ct?n=50 ' ${ACCESS}; do sleep 0.2; done`);
-    const ino = (await vm.sh(`stat -c %i ${ACCESS}`)).trim();
-    const before = await guestSum(ACCESS);
-    await vm.sh('logrotate -f /etc/logrotate.d/livemr-test-nginx');
-    expect((await vm.sh(`stat -c %i ${ACCESS}`)).trim()).toBe(ino); // same inode, truncated in place
-    // while the loop appends, every host view shorter than before the rotation holds only new lines
-    const f = hostFile(cfg.mountpoint, ACCESS);
-    let sawShrink = false;
-    const t0 = Date.now();
-    while (Date.now() - t0 < 8000) {
-      const h = readFileSync(f, 'utf8');
-      if (h.length < before.size) {
-        sawShrink = true;
-        const firstCt = /GET \/ct\?n=(\d+) /.exec(h)?.[1];
-        // old content would be request numbers from before the rotation (<= 50 and the /loop lines)
-        expect(h).not.toContain('GET /loop?n=');
-        expect(h).not.toContain('GET /first?n=');
-        if (firstCt) expect(Number(firstCt)).toBeGreaterThan(50);
+    it('logrotate -f, copytruncate, while nginx keeps writing: the shared file follows, never old bytes as new', async () => {
+      await vm.sh(`cat > /etc/logrotate.d/livemr-test-nginx <<'EOF'
+  ${ACCESS} {
+    copytruncate
+    rotate 2
+    missingok
+  }
+  EOF
+  rm -f /tmp/stop-loop; nohup /usr/local/bin/reqloop '/ct?n=' 0 </dev/null >/dev/null 2>&1 &`);
+      await guestGrep('GET /ct?n=50 ', ACCESS);
+      const ino = (await vm.sh(`stat -c %i ${ACCESS}`)).trim();
+      const before = await guestSum(ACCESS);
+      await vm.sh('logrotate -f /etc/logrotate.d/livemr-test-nginx');
+      expect((await vm.sh(`stat -c %i ${ACCESS}`)).trim()).toBe(ino); // same inode, truncated in place
+      // while the loop appends, every host view shorter than before the rotation holds only new lines
+      const f = hostFile(cfg.mountpoint, ACCESS);
+      let sawShrink = false;
+      const t0 = Date.now();
+      while (Date.now() - t0 < 8000) {
+        const h = readFileSync(f, 'utf8');
+        if (h.length < before.size) {
+          sawShrink = true;
+          const firstCt = /GET \/ct\?n=(\d+) /.exec(h)?.[1];
+          // old content would be request numbers from before the rotation (<= 50 and the /loop lines)
+          expect(h).not.toContain('GET /loop?n=');
+          expect(h).not.toContain('GET /first?n=');
+          if (firstCt) expect(Number(firstCt)).toBeGreaterThan(50);
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await vm.sh('touch /tmp/stop-loop; sleep 1');
-    expect(sawShrink).toBe(true);
-    await converged(ACCESS);
-    expect(Number(/GET \/ct\?n=(\d+) /.exec(readFileSync(f, 'utf8'))?.[1])).toBeGreaterThan(50);
-    const rotated = await vm.sh(`cat ${ACCESS}.1`);
-    expect(rotated).toContain('GET /loop?n=200 ');
+      await vm.sh('touch /tmp/stop-loop; sleep 1');
+      expect(sawShrink).toBe(true);
+      await converged(ACCESS);
+      expect(Number(/GET \/ct\?n=(\d+) /.exec(readFileSync(f, 'utf8'))?.[1])).toBeGreaterThan(50);
+      const rotated = await vm.sh(`cat ${ACCESS}.1`);
+      expect(rotated).toContain('GET /loop?n=200 ');
+    });
   });
 
   describe('filesystems and block layers', () => {
@@ -198,7 +209,7 @@ rm -f /tmp/stop-loop; nohup /usr/local/bin/reqloop '/ct?n=' 0 >/dev/null 2>&1 &`
     beforeAll(async () => {
       // disks by serial, as a user's fstab would name them by UUID; GPT/XFS/LVM made in the guest
       await vm.sh(`set -e
-dev() { for s in /sys/block/vd*/serial; do [ "$(cat $s)" = "$1" ] && echo /dev/$(basename $(dirname $s)); done; }
+dev() { for s in /sys/block/vd*/serial; do if [ "$(cat $s)" = "$1" ]; then echo /dev/$(basename $(dirname $s)); fi; done; }
 G=$(dev gpt); X=$(dev xfs); P=$(dev pxfs); L=$(dev lvm); B=$(dev btrfs)
 printf 'label: gpt\\nstart=4104, size=400000, type=linux\\n' | sfdisk -q $G
 printf 'label: gpt\\nstart=2056, type=linux\\n' | sfdisk -q $P
@@ -241,16 +252,19 @@ for lv in lin str snap; do mount /dev/vg0/$lv /mnt/$lv; done`, { timeoutMs: 170_
     });
   });
 
-  it('the unit stops when the port is unplugged', async () => {
-    await agent!.stop();
-    agent = undefined;
-    const qmp = await QmpClient.connect(vm.testQmpSocket);
-    try {
-      await removeChannel(qmp, { deviceId: 'livemr-channel', chardevId: 'livemr-channel-chr' });
-    } finally {
-      await qmp.close();
-    }
-    await until('livemr-guest.service inactive', async () => (await vm.exec('systemctl is-active livemr-guest')).code !== 0, 30_000, 500);
-    expect((await vm.sh('ls /dev/virtio-ports')).trim()).toBe('org.livemr.ctl');
+  // last: it stops the agent and unplugs the port (vitest runs a suite's own tests before its nested suites)
+  describe('port unplugged', () => {
+    it('the unit stops when the port is unplugged', async () => {
+      await agent!.stop();
+      agent = undefined;
+      const qmp = await QmpClient.connect(vm.testQmpSocket);
+      try {
+        await removeChannel(qmp, { deviceId: 'livemr-channel', chardevId: 'livemr-channel-chr' });
+      } finally {
+        await qmp.close();
+      }
+      await until('livemr-guest.service inactive', async () => (await vm.exec('systemctl is-active livemr-guest')).code !== 0, 30_000, 500);
+      expect((await vm.sh('ls /dev/virtio-ports')).trim()).toBe('org.livemr.ctl');
+    });
   });
 });

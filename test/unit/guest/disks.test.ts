@@ -98,6 +98,10 @@ describe('disk resolution', () => {
     expect(fsTypeOf('0:45', mountinfo)).toBe('btrfs');
     expect(() => resolveFileDisk(dev(0, 45), sys, { mountinfo: () => mountinfo })).toThrow(/btrfs is not supported.*logical addresses/);
     expect(() => resolveFileDisk(dev(0, 46), sys, { mountinfo: () => mountinfo })).toThrow(/not a block device \(tmpfs\)/);
+    // a btrfs file's st_dev is its subvolume's anonymous device, not always the one mountinfo lists
+    const devOf = (p: string) => (p === '/mnt/b' ? dev(0, 47) : dev(0, 99));
+    expect(() => resolveFileDisk(dev(0, 47), sys, { mountinfo: () => mountinfo, devOf })).toThrow(/btrfs is not supported/);
+    expect(fsTypeOf('0:48', mountinfo.replace('/mnt/b', '/mnt/my\\040disk'), dev(0, 48), (p) => (p === '/mnt/my disk' ? dev(0, 48) : 0))).toBe('btrfs');
     expect(parseDmTable(' \n0 8 linear 1:2 3\n')).toEqual([{ start: 0, length: 8, target: 'linear', args: ['1:2', '3'] }]);
   });
 
