@@ -17,7 +17,7 @@ bash scripts/build-native-guest.sh >&2
 version=$(node -p 'require("./package.json").version')
 deb=build/livemr-guest_${version}_amd64.deb
 stamp=build/livemr-guest-deb.stamp
-key=$( { cat build/guest/livemr-guest.mjs build/guest/livemr_guest.node packaging/deb/* "$0"; dpkg-query -W -f="${Version}" dpkg; } | sha256sum | cut -d' ' -f1)
+key=$( { cat build/guest/livemr-guest.mjs build/guest/livemr_guest.node packaging/deb/* "$0"; dpkg-query -W -f='${Version}' dpkg; } | sha256sum | cut -d' ' -f1)
 if [[ -f $deb && -f $stamp && "$(cat "$stamp")" == "$key" ]]; then echo "$deb"; exit 0; fi
 
 # libc6 floor from the addon's symbol versions (what dpkg-shlibdeps would compute)
