@@ -57,7 +57,7 @@ describe('distribution guest (Debian 12, helper from its .deb)', () => {
     const r = await vm.exec(`i=0; until grep -q -- '${pattern}' ${file} 2>/dev/null; do i=$((i+1)); [ $i -gt ${secs * 5} ] && exit 1; sleep 0.2; done`,
       { timeoutMs: (secs + 30) * 1000 });
     if (r.code === 0) return;
-    const d = await vm.exec(`tail -n 3 ${file}; ps -eo pid,stat,etime,args | grep -v ']$' | tail -n 30; systemctl --failed --no-legend`, { timeoutMs: 30_000 });
+    const d = await vm.exec(`tail -n 3 ${file}; ps -eo pid,stat,etime,args | grep -v ']$' | tail -n 30; systemctl --failed --no-legend; journalctl -u livemr-reqloop --no-pager | tail -n 10`, { timeoutMs: 30_000 });
     throw new Error(`guest: no '${pattern}' in ${file} after ${secs} s\n${d.stdout.toString()}${d.stderr.toString()}`);
   };
   /** GET requests from inside the guest (bash /dev/tcp: the image has no curl). */
@@ -162,7 +162,9 @@ chmod 755 /usr/local/bin/reqloop`);
     missingok
   }
   EOF
-  rm -f /tmp/stop-loop; nohup /usr/local/bin/reqloop '/ct?n=' 0 </dev/null >/dev/null 2>&1 &`);
+  rm -f /tmp/stop-loop
+# a transient unit: detached from the control agent's shell, its failure (if any) in the journal
+systemd-run --quiet --unit=livemr-reqloop --collect /usr/local/bin/reqloop '/ct?n=' 0`);
       await guestGrep('GET /ct?n=50 ', ACCESS);
       const ino = (await vm.sh(`stat -c %i ${ACCESS}`)).trim();
       const before = await guestSum(ACCESS);
@@ -184,7 +186,7 @@ chmod 755 /usr/local/bin/reqloop`);
         }
         await new Promise((r) => setTimeout(r, 100));
       }
-      await vm.sh('touch /tmp/stop-loop; sleep 1');
+      await vm.sh('touch /tmp/stop-loop; systemctl stop livemr-reqloop 2>/dev/null; true');
       expect(sawShrink).toBe(true);
       await converged(ACCESS);
       expect(Number(/GET \/ct\?n=(\d+) /.exec(readFileSync(f, 'utf8'))?.[1])).toBeGreaterThan(50);
