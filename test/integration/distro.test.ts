@@ -156,13 +156,13 @@ chmod 755 /usr/local/bin/reqloop`);
 
     it('logrotate -f, copytruncate, while nginx keeps writing: the shared file follows, never old bytes as new', async () => {
       await vm.sh(`cat > /etc/logrotate.d/livemr-test-nginx <<'EOF'
-  ${ACCESS} {
-    copytruncate
-    rotate 2
-    missingok
-  }
-  EOF
-  rm -f /tmp/stop-loop
+${ACCESS} {
+  copytruncate
+  rotate 2
+  missingok
+}
+EOF
+rm -f /tmp/stop-loop
 # a transient unit: detached from the control agent's shell, its failure (if any) in the journal
 systemd-run --quiet --unit=livemr-reqloop --collect /usr/local/bin/reqloop '/ct?n=' 0`);
       await guestGrep('GET /ct?n=50 ', ACCESS);
