@@ -72,7 +72,10 @@ describe('host agent with a live guest', () => {
   });
 
   it('does not expose a file without its owner\'s consent', async () => {
-    await new Promise((r) => setTimeout(r, 500));
+    // the agent asked and the guest answered that the owner has not consented: only then is the
+    // file's absence evidence (a sleep would pass even if the agent never asked)
+    const rec = await until('the secret file waits for consent', () => agent!.status().vms[0]!.shares.find((r) => r.path === SECRET && r.status === 'pending-consent'));
+    expect(rec.message).toMatch(/waiting for the owner/);
     expect(existsSync(hostFile(cfg.mountpoint, SECRET))).toBe(false);
     expect(readdirSync(cfg.mountpoint).some((n) => n.includes('secret'))).toBe(false);
   });

@@ -81,6 +81,15 @@ describe('layout and publish on a real qcow2 image', () => {
     expect(l.servable).toBe(5 * C);
     expect(l.pending).toEqual([]);
     expect(l.segments.map((s) => ('zero' in s ? `z${s.length / C}` : `d${s.offset === undefined ? '?' : 'ok'}${s.length / C}`))).toEqual(['dok1', 'z2', 'dok1', 'z1']);
+ 
+    // and each data segment points at the host bytes qemu-img map gives for its guest cluster
+    const map = JSON.parse(execFileSync('qemu-img', ['map', '--output=json', '-f', 'qcow2', img], { encoding: 'utf8' })) as { start: number; length: number; data: boolean; offset?: number }[];
+    const hostOf = (guest: number) => {
+      const e = map.find((m) => m.data && m.offset !== undefined && m.start <= guest && guest < m.start + m.length)!;
+      return e.offset! + (guest - e.start);
+    };
+    const data = l.segments.filter((s): s is { file: string; offset: number; length: number } => !('zero' in s));
+    expect(data.map((s) => [s.file, s.offset, s.length])).toEqual([[img, hostOf(0), C], [img, hostOf(2 * C), C]]);
   });
 
   it('stops at clusters QEMU has not allocated (pending) and never serves past them', async () => {
