@@ -162,6 +162,9 @@ export function applyRecord(files: Map<string, Composition>, record: Buffer): { 
 
 function applyOp(files: Map<string, Composition>, op: Op, segs: Buffer): void {
   if (op.op === 'remove') {
+    // readers that still hold the object (an OPEN streaming it) see it end at once: nothing of a
+    // removed file is read after the removal was applied
+    files.get(op.name)?.segments.truncate(0);
     files.delete(op.name);
     return;
   }

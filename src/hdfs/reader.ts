@@ -2,7 +2,9 @@
 // (disk images) into the response, no FUSE mount in between. The segment holding each position is
 // looked up again for every chunk, so a file that grows, or has a hole filled, while it is being
 // read is read as it is now; a source shorter than its segment is an error (like EIO on the mount),
-// never silently wrong bytes.
+// never silently wrong bytes. A chunk is checked again right before it is handed to the socket: if
+// a removal or shrink was applied while it was read (or waited for the socket to drain), or its
+// range now maps elsewhere, it is not sent — the response ends short instead.
 
 import { once } from 'node:events';
 import * as fsp from 'node:fs/promises';
@@ -27,12 +29,25 @@ export async function sendRange(file: ComposedFile, offset: number, length: numb
   };
   const end = offset + length;
 
+  /** The range still maps as when it was read: same segment source and offset, inside the file. */
+  const stillMapped = (pos: number, n: number, source: number, srcOff: number): boolean => {
+    const segs = file.segments;
+    if (pos + n > segs.size) return false;
+    const seg = segs.get(segs.find(pos));
+    return seg.source === source && seg.at + seg.length >= pos + n && (source === ZERO_SOURCE || seg.offset + (pos - seg.at) === srcOff);
+  };
+  const checked = new WeakMap<Buffer, [number, number, number]>();
+
   const readChunk = async (pos: number): Promise<Buffer> => {
     const segs = file.segments;
     if (pos >= segs.size) throw new ShortSourceError(`${file.name} shrank below ${pos} while being read`);
     const seg = segs.get(segs.find(pos));
     const n = Math.min(CHUNK, end - pos, seg.at + seg.length - pos);
-    if (seg.source === ZERO_SOURCE) return ZEROS.subarray(0, n);
+    if (seg.source === ZERO_SOURCE) {
+      const z = ZEROS.subarray(0, n);
+      checked.set(z, [pos, ZERO_SOURCE, 0]);
+      return z;
+    }
     const src = file.sources[seg.source]!;
     const fh = await handle(src);
     const buf = Buffer.allocUnsafe(n);
@@ -42,6 +57,7 @@ export async function sendRange(file: ComposedFile, offset: number, length: numb
       if (bytesRead === 0) throw new ShortSourceError(`${src} ends inside a segment of ${file.name}`);
       got += bytesRead;
     }
+    checked.set(buf, [pos, seg.source, seg.offset + (pos - seg.at)]);
     return buf;
   };
 
@@ -51,6 +67,8 @@ export async function sendRange(file: ComposedFile, offset: number, length: numb
     let next = pos < end ? readChunk(pos) : undefined;
     while (next && !out.destroyed) {
       const buf = await next;
+      const [at, source, srcOff] = checked.get(buf)!;
+      if (!stillMapped(at, buf.length, source, srcOff)) throw new ShortSourceError(`${file.name} changed under ${at}+${buf.length} (removed or shrunk) while being read`);
       pos += buf.length;
       // read the next chunk while this one drains to the socket
       next = pos < end ? readChunk(pos) : undefined;
