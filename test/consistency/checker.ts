@@ -13,7 +13,7 @@ import type { Clock, GuestOp, HostEvent, ReadRecord } from './history.js';
 import { FileModel, type Seg } from './model.js';
 import { pattern } from './pattern.js';
 
-export const KINDS = ['a-nul', 'a-wrong', 'a-beyond', 'b-prefix', 'b-shrink', 'c-freed'] as const;
+export const KINDS = ['a-nul', 'a-cached', 'a-wrong', 'a-beyond', 'b-prefix', 'b-shrink', 'c-freed'] as const;
 export type ViolationKind = (typeof KINDS)[number];
 
 export interface Violation {
@@ -364,6 +364,7 @@ export class Checker {
       this.lastSize.set(id, Math.max(last, size));
     }
     for (const k of kinds) this.r.violations[k]++;
+    if (r.kind === 'webhdfs' && cands.length === 1 && this.notAppend.has(cands[0]!) && left === 0) this.recordGateway(cands[0]!, r);
     if (r.eof && r.kind !== 'tail' && cands.length > 0) {
       const st = Math.min(...cands.map((k) => this.stale(k, r.off + n, r.s)));
       this.staleness.push(st);
@@ -397,6 +398,30 @@ export class Checker {
       p = end;
     }
     return age;
+  }
+
+  private readonly gateway = new Map<number, { a: number; b: number; s: number; t: number }[]>();
+
+  /** Remembers where a fully valid gateway read of a non-append file returned non-zero bytes. */
+  private recordGateway(key: number, r: ReadRecord): void {
+    const l = this.gateway.get(key) ?? [];
+    const d = r.data;
+    for (let i = 0; i < d.length;) {
+      if (d[i] === 0) { i++; continue; }
+      let j = i;
+      while (j < d.length && d[j] !== 0) j++;
+      l.push({ a: r.off + i, b: r.off + j, s: r.s, t: r.e });
+      i = j;
+    }
+    while (l.length > 0 && l[0]!.t < r.e - 120_000) l.shift();
+    this.gateway.set(key, l);
+  }
+
+  /** When a gateway read within (written, s) showed non-zero bytes inside [a, b), if one did: the written bytes, then. */
+  private gatewayShowed(cands: number[], a: number, b: number, written: number, s: number): number | undefined {
+    if (cands.length !== 1) return undefined;
+    for (const g of this.gateway.get(cands[0]!) ?? []) if (g.s > written && g.t < s && g.a < b && g.b > a) return g.t;
+    return undefined;
   }
 
   private opsTouching(cands: number[], a: number, b: number, s: number): string[] {
@@ -452,6 +477,9 @@ export class Checker {
       // zeros the file really had there before a write the host has not shown yet: stale, not wrong
       const age = this.staleZeroAge(cands, r.off + i, r.off + j, r.s - this.opts.windowMs, r.s);
       if (age !== undefined) {
+        // the gateway (no page cache) already served the written bytes there: the host knew, the mount's cached page did not
+        const seen = r.kind !== 'webhdfs' ? this.gatewayShowed(cands, r.off + i, r.off + j, r.s - age, r.s) : undefined;
+        if (seen) return { ...this.violation('a-cached', r, i, j, cands, `stale zeros ${age.toFixed(0)} ms after the write; the gateway served bytes there at ${seen.toFixed(1)}`), want: want() };
         this.r.staleRuns++;
         if (age > this.r.maxStaleValueMs) { this.r.maxStaleValueMs = age; this.r.stalestValue = `${r.reader} ${r.path} [${r.off + i}+${j - i}] at ${r.s.toFixed(1)}`; }
         return undefined;

@@ -67,6 +67,14 @@ while True:
 
 const TAIL_MSG = /tail: [^\n]*\n/g;
 
+/** Where a tail note starts that this chunk does not finish (its newline, or even its 'tail: ', is in the next), or -1. */
+export function splitNote(d: Buffer): number {
+  const open = d.lastIndexOf('tail: ');
+  if (open >= 0 && d.indexOf(0x0a, open) < 0) return open;
+  for (let k = Math.min(5, d.length); k >= 1; k--) if ('tail: '.startsWith(d.subarray(d.length - k).toString('latin1'))) return d.length - k;
+  return -1;
+}
+
 export function startReaders(o: ReadersOptions): Readers {
   const prefix = `livemr_${o.vm}_`;
   const pathOf = (name: string) => unescapePath(name.slice(prefix.length));
@@ -186,8 +194,12 @@ export function startReaders(o: ReadersOptions): Readers {
     const t = spawn('sh', ['-c', 'exec tail -F -c +1 -s 0.1 "$1" 2>&1', 'sh', file], { stdio: ['ignore', 'pipe', 'ignore'] });
     children.push(t);
     let pos = 0;
-    t.stdout!.on('data', (d: Buffer) => {
+    let carry = Buffer.alloc(0); // a note split across chunks waits for its newline
+    t.stdout!.on('data', (chunk: Buffer) => {
       const at = hostNow();
+      let d = Buffer.concat([carry, chunk]);
+      const partial = splitNote(d);
+      if (partial >= 0) { carry = Buffer.from(d.subarray(partial)); d = d.subarray(0, partial); } else carry = Buffer.alloc(0);
       let from = 0;
       const text = d.toString('latin1');
       for (const m of text.matchAll(TAIL_MSG)) {

@@ -32,6 +32,10 @@ export interface RunOptions {
   /** progress lines */
   log?: (line: string) => void;
   name?: string;
+  /** the workload's rotation size (default 8 MiB) */
+  rotateBytes?: number;
+  /** guest boot timeout (default 180 s: a loaded 2-core machine boots a TCG guest slowly) */
+  bootTimeoutMs?: number;
 }
 
 export interface RunResult {
@@ -80,9 +84,9 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
   const agentLogs: string[] = [];
   try {
     bundleWorkload(join(dir, 'workload.mjs'));
-    vm = await bootGuest({ name: o.name ?? 'consistency', channel: false, memoryMb: 768 });
+    vm = await bootGuest({ name: o.name ?? 'consistency', channel: false, memoryMb: 768, bootTimeoutMs: o.bootTimeoutMs ?? 180_000 });
     const dirs = [{ disk: 'data', dir: '/mnt/data/cons' }, { disk: 'pdata', dir: '/mnt/pdata/cons' }];
-    const cfgW: WorkloadConfig = { seed, durationMs: o.durationMs, log: GLOG, done: GDONE, dirs, pauseMs: o.workloadPauseMs ?? 5 };
+    const cfgW: WorkloadConfig = { seed, durationMs: o.durationMs, log: GLOG, done: GDONE, dirs, pauseMs: o.workloadPauseMs ?? 5, rotateBytes: o.rotateBytes };
     writeFileSync(join(dir, 'cons.json'), JSON.stringify(cfgW));
     await vm.put(join(dir, 'workload.mjs'), '/root/cons-workload.mjs');
     await vm.put(join(dir, 'cons.json'), '/root/cons.json');
@@ -154,7 +158,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
       checker.drain(readers.lowWater());
       if (hostNow() - lastProgress > 30_000) {
         const rep = checker.report;
-        log(`[consistency] ${((Date.now() - t0) / 1000).toFixed(0)} s: ${rep.reads} reads, ${rep.ops} ops, violations ${Object.values(rep.violations).reduce((a, b) => a + b, 0)}`);
+        log(`[consistency] ${((Date.now() - t0) / 1000).toFixed(0)} s: ${rep.reads} reads, ${rep.ops} ops, violations ${Object.values(rep.violations).reduce((a, b) => a + b, 0)} ${JSON.stringify(rep.violations)}`);
         lastProgress = hostNow();
       }
     }

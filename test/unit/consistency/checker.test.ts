@@ -213,6 +213,13 @@ describe('history checker', () => {
     expect(total(late)).toBe(0);
     expect(late.staleRuns).toBe(1);
     expect(late.maxStaleValueMs).toBe(1000 - 101);
+    // but once the gateway (no page cache) served the written bytes, zeros on the mount are a cached page: a-cached
+    const gw = read(S, 4096, h.snap(1, 4096, 12288), 500, 505, { kind: 'webhdfs', reader: 'gw', eof: false });
+    const cached = check(h, [gw, read(S, 0, zeros, 1000, 1005, { eof: false })]);
+    expect(cached.violations['a-cached']).toBe(1);
+    // a gateway read from before the write says nothing
+    const early = read(S, 0, zeros, 50, 55, { kind: 'webhdfs', reader: 'gw', eof: false });
+    expect(total(check(h, [early, read(S, 0, zeros, 1000, 1005, { eof: false })]))).toBe(0);
   });
 
   it('NULs over bytes that never were zero (appended, or written over a write) are a-nul, however old', () => {
@@ -242,5 +249,16 @@ describe('history checker', () => {
     const sha = 'ff'.repeat(32);
     h.ops.push({ op: 'end', t0: 5000, t1: 5001, files: [{ key: 1, path: LOG, size: h.snap(1).length, sha256: sha }] });
     expect(check(h, []).modelMismatches).toHaveLength(1);
+  });
+});
+
+describe('tail -F notes in the data stream', () => {
+  it('holds back a note the chunk does not finish, and nothing else', async () => {
+    const { splitNote } = await import('../../consistency/readers.js');
+    const data = pattern(1, 0, 0, 100);
+    expect(splitNote(data)).toBe(-1);
+    expect(splitNote(Buffer.concat([data, Buffer.from("tail: '/x' has been repl")]))).toBe(100);
+    expect(splitNote(Buffer.concat([data, Buffer.from('tai')]))).toBe(100);
+    expect(splitNote(Buffer.concat([data, Buffer.from("tail: '/x' has been replaced\n"), data]))).toBe(-1);
   });
 });
