@@ -58,6 +58,8 @@ export interface Report {
   staleRuns: number;
   maxStaleValueMs: number;
   stalestValue?: string;
+  /** regions past the size of a file truncated/unlinked/renamed away whose shrink the host had not published yet (allowed, counted) */
+  windowShrink: number;
   /** foreign bytes seen inside the documented truncate/unlink window (allowed, counted) */
   windowForeign: number;
   /** guest truncate/unlink → host published it: the largest seen (ms) */
@@ -107,7 +109,7 @@ export class Checker {
   constructor(private readonly opts: CheckerOptions, private clock: Clock) {
     this.r = {
       reads: 0, bytes: 0, readsByKind: {}, evidence: [], maxStalenessMs: 0, p50StalenessMs: 0, p99StalenessMs: 0, staleReads: 0,
-      windowForeign: 0, maxShrinkLagMs: 0, staleRuns: 0, maxStaleValueMs: 0, ops: 0, modelMismatches: [],
+      windowForeign: 0, maxShrinkLagMs: 0, staleRuns: 0, maxStaleValueMs: 0, windowShrink: 0, ops: 0, modelMismatches: [],
       violations: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
       violatingBytes: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
     };
@@ -470,6 +472,10 @@ export class Checker {
     };
     const removedBefore = this.events.some((e) => e.path === r.path && e.t < r.s);
     if (!covered) {
+      // the old file or old size after a truncate/unlink the host has not published yet: the documented window
+      const everBound = [...new Set((this.bindings.get(r.path) ?? []).filter((x) => x.from <= r.e).map((x) => x.key))];
+      const shrink = [...this.ops].reverse().find((o) => o.h0 <= r.e && (this.shrinks(o.op) || (o.op.op === 'rename' && o.op.from === r.path)) && everBound.includes((o.op as { key: number }).key));
+      if (shrink && !this.events.some((e) => e.path === r.path && e.t >= shrink.h0 && e.t < r.s)) { this.r.windowShrink++; return undefined; }
       if (cands.length === 0 && removedBefore) return { ...this.violation('c-freed', r, i, j, cands, 'data of a file whose removal the host had published'), want: want() };
       return { ...this.violation('a-beyond', r, i, j, cands, 'past every size the file had in the window'), want: want() };
     }
@@ -516,7 +522,7 @@ export function formatReport(r: Report): string {
   const lines = [
     `reads checked ${r.reads} (${Object.entries(r.readsByKind).map(([k, v]) => `${k} ${v}`).join(', ')}), bytes checked ${r.bytes}, guest ops ${r.ops}`,
     `violations: ${KINDS.reduce((s, k) => s + r.violations[k], 0)} — ${kinds}`,
-    `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads${r.stalest ? `; stalest: ${r.stalest}` : ''}); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; foreign bytes inside the window ${r.windowForeign}`,
+    `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads${r.stalest ? `; stalest: ${r.stalest}` : ''}); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; inside the truncate/unlink window (host not told yet): foreign ${r.windowForeign}, past the new size ${r.windowShrink}`,
     `stale zeros (a hole the guest wrote more than W before, not shown yet): ${r.staleRuns} runs, oldest ${r.maxStaleValueMs.toFixed(0)} ms${r.stalestValue ? ` (${r.stalestValue})` : ''}`,
   ];
   if (r.modelMismatches.length) lines.push(`MODEL MISMATCH (workload log ≠ guest files): ${r.modelMismatches.join('; ')}`);
