@@ -324,7 +324,9 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     const classpath = `${this.o.hadoopConf ? `${this.o.hadoopConf}:` : ''}${hdir}/conf:${hdir}/classes:${hdir}/jars/*`;
     const conf = ['-Dmapreduce.job.reduces=1', `-Dhadoop.tmp.dir=${join(box, 'tmp')}`, ...(this.o.yarn
       ? ['-Dmapreduce.framework.name=yarn', `-Dyarn.resourcemanager.address=${this.o.yarn}`]
-      : ['-Dmapreduce.framework.name=local'])];
+      // the local runner stages under /tmp/hadoop/mapred/staging unless told: a directory shared by
+      // every job user, owned by whichever ran first, so the next user's job cannot submit
+      : ['-Dmapreduce.framework.name=local', `-Dmapreduce.jobtracker.staging.root.dir=${join(box, 'tmp', 'staging')}`])];
     const jvm = ['-Xmx512m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', `-Djava.io.tmpdir=${join(box, 'tmp')}`, `-Dlog4j.configuration=file:${join(box, 'log4j.properties')}`];
     const ins = j.inputs.map((i) => i.uri);
     const out = this.o.outputBase ? j.output : `file://${join(box, 'output')}`;

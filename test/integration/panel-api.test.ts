@@ -2,10 +2,11 @@
 // real JVM for a job), without a guest: the VM's QMP socket does not exist, so the agent keeps
 // connecting and a share request waits for the guest. Every endpoint, and bad input of each kind:
 // a clear 4xx JSON error and nothing changed.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePlan, parseMetrics, type Decision } from '../../src/cache/index.js';
 import { createLogger } from '../../src/host/log.js';
@@ -81,8 +82,12 @@ afterAll(async () => {
   jobUser?.remove();
 });
 
-/** A jar whose Main-Class tries what a hostile job would; it reports into its output directory. */
-function probeJar(): Buffer {
+/**
+ * A jar whose Main-Class tries what a hostile job would; it reports into its output directory.
+ * Built without blocking: the panel runs in this process, and a blocked event loop lets its idle
+ * keep-alive sockets expire under the client's next request (ECONNRESET).
+ */
+async function probeJar(): Promise<Buffer> {
   const src = join(dir, 'probe');
   mkdirSync(src, { recursive: true });
   writeFileSync(join(src, 'Probe.java'), `
@@ -111,8 +116,9 @@ public class Probe {
   }
 }
 `);
-  execFileSync('javac', ['-d', src, join(src, 'Probe.java')]);
-  execFileSync('jar', ['cfe', join(dir, 'probe.jar'), 'Probe', '-C', src, 'Probe.class']);
+  const run = promisify(execFile);
+  await run('javac', ['-d', src, join(src, 'Probe.java')]);
+  await run('jar', ['cfe', join(dir, 'probe.jar'), 'Probe', '-C', src, 'Probe.class']);
   return readFileSync(join(dir, 'probe.jar'));
 }
 
@@ -273,7 +279,7 @@ describe('panel REST API', () => {
   });
 
   it('an uploaded jar runs as the unprivileged job user with a minimal environment: no root secrets, state, image or mount', async () => {
-    const up = await call('POST', '/api/v1/jars', { body: probeJar(), type: 'application/java-archive' });
+    const up = await call('POST', '/api/v1/jars', { body: await probeJar(), type: 'application/java-archive' });
     expect(up.status).toBe(201);
     const token = join(cfg.stateDir, 'panel.token');
     const tries = ['/etc/shadow', token, cfg.stateDir, join(cfg.agent.stateDir, 'requests.json'), join(dir, 'images', 'disk.qcow2'),
