@@ -104,6 +104,10 @@ export async function startCluster(opts: { nodeManagers?: number; conf?: Record<
       'mapreduce.map.java.opts': task,
       'mapreduce.reduce.memory.mb': '512',
       'mapreduce.reduce.java.opts': task,
+      // no speculative attempts: on a loaded 2-core machine a slow map gets a twin, which costs a
+      // container and makes the attempt counts (and the locality counters) vary from run to run
+      'mapreduce.map.speculative': 'false',
+      'mapreduce.reduce.speculative': 'false',
       'yarn.nodemanager.vmem-check-enabled': 'false',
       'yarn.nodemanager.pmem-check-enabled': 'false',
       'yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage': '99.9',
