@@ -57,6 +57,8 @@ interface Tracked {
 
 export class FileSync {
   private files = new Map<number, Tracked>();
+  /** which file each composition name shows: a rename over a name takes it from the file it replaced */
+  private owners = new Map<string, number>();
   private queue = new Map<number, GuestFile>(); // reports waiting for the next round
   private working: Promise<void> = Promise.resolve();
   private scheduled = false;
@@ -201,7 +203,8 @@ export class FileSync {
     const status: SharedFileStatus = prev?.status ?? {
       fileId: f.fileId, path: f.path, disk: f.disk, name, guestSize: 0, servedSize: 0, pendingRanges: 0, lastUpdateMs: 0,
     };
-    if (prev && prev.status.name !== name) this.removeFile(undefined, prev.status.name, 'renamed'); // follows the inode
+    if (prev && prev.status.name !== name) this.withdraw(f.fileId, prev.status.name, 'renamed'); // follows the inode
+    this.owners.set(name, f.fileId);
     Object.assign(status, { path: f.path, name, disk: f.disk, guestSize: f.size, lastUpdateMs: Date.now() });
     this.files.set(f.fileId, { status, file: f });
     const mapper = this.o.disks.get(f.disk);
@@ -220,6 +223,7 @@ export class FileSync {
       // a guest that names bytes outside its disks gets nothing served for that file
       status.refused = e.message;
       if (store.get(name)) store.remove(name);
+      this.owners.delete(name);
       result = 'refused';
       this.o.metrics.inc('livemr_refused_updates_total', 'guest updates refused', { vm });
     }
@@ -243,9 +247,27 @@ export class FileSync {
     return this.o.store.list().map((c) => c.name).filter((n) => n.startsWith(prefix));
   }
 
+  /** The guest stopped sharing file `fileId` (or, without one, every file at `name`). */
   private removeFile(fileId: number | undefined, name: string, reason: string): void {
-    if (fileId !== undefined) this.files.delete(fileId);
-    else for (const [id, t] of this.files) if (t.status.name === name) this.files.delete(id);
+    if (fileId !== undefined) {
+      this.files.delete(fileId);
+      this.withdraw(fileId, name, reason);
+      return;
+    }
+    for (const [id, t] of this.files) if (t.status.name === name) this.files.delete(id);
+    this.owners.delete(name);
+    this.removeComposition(name, reason);
+  }
+
+  /** File `fileId` no longer shows at `name`: its composition goes unless another file took the name since. */
+  private withdraw(fileId: number, name: string, reason: string): void {
+    const owner = this.owners.get(name);
+    if (owner !== undefined && owner !== fileId) return;
+    this.owners.delete(name);
+    this.removeComposition(name, reason);
+  }
+
+  private removeComposition(name: string, reason: string): void {
     if (this.o.store.remove(name)) {
       this.o.log.info('shared file removed', { file: name, reason });
       this.o.onChange?.(this.o.vm, unescapePath(name.slice(this.o.vm.length + 1)), 0, 'removed');

@@ -286,6 +286,31 @@ describe('VmLink from its parts (in-memory control plane and channel, real qcow2
     expect(() => l.requestShare('relative')).toThrow(/bad guest path/);
   });
 
+  it('keeps a rotated file under its new name when the file it replaced is reported gone after the rename', async () => {
+    // logrotate's rename: app.log (fileId 7) is renamed over app.log.1 (fileId 8, whose inode goes);
+    // the helper may report 8's removal after 7's new path, and that removal must not take 7's composition
+    const control = new MemoryControl(oneDiskModel(img, 'qcow2'));
+    const guests: FakeGuest[] = [];
+    link = start(control, guests);
+    const { l } = link;
+    await until('dialed', () => guests.length === 1, 2000, 5);
+    const g = guests[0]!;
+    await g.hello([{ serial: 'data', size: 16 << 20, partitions: [] }]);
+    g.send({ ...fileMsg('/app.log.1', [{ logical: 0, physical: 0, length: C }], C), fileId: 8, inode: 13 });
+    g.send(fileMsg('/app.log', [{ logical: 0, physical: 2 * C, length: C }], C - 10));
+    await until('both published', () => store.get('vm1_app.log.1')?.segments.size === C && store.get('vm1_app.log')?.segments.size === C - 10, 3000, 5);
+    // the new app.log (fileId 9) is reported before the renamed one: the rename must not take it away
+    g.send({ ...fileMsg('/app.log', [{ logical: 0, physical: 3 * C, length: C }], 100), fileId: 9, inode: 14 });
+    await until('new app.log', () => store.get('vm1_app.log')?.segments.size === 100, 3000, 5);
+    g.send(fileMsg('/app.log.1', [{ logical: 0, physical: 2 * C, length: C }], C - 10));
+    await until('renamed', () => store.get('vm1_app.log.1')?.segments.size === C - 10, 3000, 5);
+    g.send({ type: 'remove', fileId: 8, reason: 'deleted' });
+    await until('the replaced file is forgotten', () => l.status().files.length === 2, 3000, 5);
+    expect(l.status().files.map((f) => [f.fileId, f.path, f.servedSize]).sort()).toEqual([[7, '/app.log.1', C - 10], [9, '/app.log', 100]]);
+    expect(hostRanges('vm1_app.log.1')).toEqual([[hostOffset[2]!, C - 10]]);
+    expect(hostRanges('vm1_app.log')).toEqual([[hostOffset[3]!, 100]]);
+  });
+
   it('remaps on a graph event, follows run states, and reconnects when the control plane drops', async () => {
     const control = new MemoryControl(oneDiskModel(img, 'qcow2'));
     control.failConnects = 1; // the monitor is not there yet
