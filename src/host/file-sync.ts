@@ -204,6 +204,9 @@ export class FileSync {
       fileId: f.fileId, path: f.path, disk: f.disk, name, guestSize: 0, servedSize: 0, pendingRanges: 0, lastUpdateMs: 0,
     };
     if (prev && prev.status.name !== name) this.withdraw(f.fileId, prev.status.name, 'renamed'); // follows the inode
+    // a file renamed over another one: the replaced file shows nowhere now (its removal may follow)
+    const replaced = this.owners.get(name);
+    if (replaced !== undefined && replaced !== f.fileId) this.files.delete(replaced);
     this.owners.set(name, f.fileId);
     Object.assign(status, { path: f.path, name, disk: f.disk, guestSize: f.size, lastUpdateMs: Date.now() });
     this.files.set(f.fileId, { status, file: f });

@@ -60,6 +60,8 @@ export interface Report {
   stalestValue?: string;
   /** regions past the size of a file truncated/unlinked/renamed away whose shrink the host had not published yet (allowed, counted) */
   windowShrink: number;
+  /** reads that showed a file renamed away or unlinked more than W before they started, the host not told yet (allowed, counted) */
+  windowEnded: number;
   /** foreign bytes seen inside the documented truncate/unlink window (allowed, counted) */
   windowForeign: number;
   /** guest truncate/unlink → host published it: the largest seen (ms) */
@@ -83,7 +85,8 @@ interface Op {
   /** for writes: the parts of the range that read as zeros before (a hole, unwritten, a gap) */
   wasZero?: { s: number; e: number }[];
 }
-interface Binding { key: number; from: number; to: number }
+/** Guest file `key` is at a path from `from` to `to` (host time); `endH0`: when the op that ended it began. */
+interface Binding { key: number; from: number; to: number; endH0: number }
 
 const hex = (b: Buffer) => b.toString('hex');
 
@@ -109,7 +112,7 @@ export class Checker {
   constructor(private readonly opts: CheckerOptions, private clock: Clock) {
     this.r = {
       reads: 0, bytes: 0, readsByKind: {}, evidence: [], maxStalenessMs: 0, p50StalenessMs: 0, p99StalenessMs: 0, staleReads: 0,
-      windowForeign: 0, maxShrinkLagMs: 0, staleRuns: 0, maxStaleValueMs: 0, windowShrink: 0, ops: 0, modelMismatches: [],
+      windowForeign: 0, maxShrinkLagMs: 0, staleRuns: 0, maxStaleValueMs: 0, windowShrink: 0, windowEnded: 0, ops: 0, modelMismatches: [],
       violations: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
       violatingBytes: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
     };
@@ -191,11 +194,11 @@ export class Checker {
     const op = o.op;
     const bind = (path: string, key: number) => {
       const l = this.bindings.get(path) ?? [];
-      l.push({ key, from: o.h0, to: Infinity });
+      l.push({ key, from: o.h0, to: Infinity, endH0: Infinity });
       this.bindings.set(path, l);
     };
     const unbind = (path: string, key?: number) => {
-      for (const b of this.bindings.get(path) ?? []) if (b.to === Infinity && (key === undefined || b.key === key)) b.to = o.h1;
+      for (const b of this.bindings.get(path) ?? []) if (b.to === Infinity && (key === undefined || b.key === key)) { b.to = o.h1; b.endH0 = o.h0; }
     };
     const size = (key: number, m: FileModel) => {
       const l = this.timeline.get(key) ?? [];
@@ -253,6 +256,17 @@ export class Checker {
     return [...new Set((this.bindings.get(path) ?? []).filter((x) => x.from <= b && x.to >= a).map((x) => x.key))];
   }
 
+  /**
+   * The files a read of `path` over [s, e] may show: those bound to it within [s − W, e], and those
+   * renamed away or unlinked earlier whose end the host had not published before s (docs/host.md,
+   * "Freed blocks": the window ends when the host is told, however late that is).
+   */
+  private candidates(path: string, s: number, e: number): number[] {
+    const A = s - this.opts.windowMs;
+    const told = (b: Binding) => this.events.some((ev) => ev.path === path && ev.t >= b.endH0 && ev.t < s);
+    return [...new Set((this.bindings.get(path) ?? []).filter((x) => x.from <= e && (x.to >= A || !told(x))).map((x) => x.key))];
+  }
+
   /** Applies op to a model map (base replay and per-read scratch copies). */
   private apply(models: Map<number, FileModel>, op: GuestOp): FileModel | undefined {
     switch (op.op) {
@@ -278,7 +292,8 @@ export class Checker {
     this.r.bytes += r.data.length;
     this.r.readsByKind[r.kind] = (this.r.readsByKind[r.kind] ?? 0) + 1;
     const n = r.data.length;
-    const cands = this.boundKeys(r.path, A, r.e);
+    const cands = this.candidates(r.path, r.s, r.e);
+    const ended = cands.filter((k) => !this.boundKeys(r.path, A, r.e).includes(k));
     // layers of possible values: each candidate's state at A, then what each op within [A, e] changed
     const layers: Seg[][] = [];
     const scratch = new Map<number, FileModel>();
@@ -327,6 +342,7 @@ export class Checker {
         for (let i = 0; i < len; i++) if (!ok[i0 + i] && got[i] === want[i]) { ok[i0 + i] = 1; left--; }
       }
     }
+    if (ended.length > 0 && n > 0) this.r.windowEnded++;
     const kinds = new Set<ViolationKind>();
     if (left > 0) {
       // bad regions: unresolved bytes of one class (NUL or not, inside a layer or not); a few bytes
@@ -522,7 +538,7 @@ export function formatReport(r: Report): string {
   const lines = [
     `reads checked ${r.reads} (${Object.entries(r.readsByKind).map(([k, v]) => `${k} ${v}`).join(', ')}), bytes checked ${r.bytes}, guest ops ${r.ops}`,
     `violations: ${KINDS.reduce((s, k) => s + r.violations[k], 0)} — ${kinds}`,
-    `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads${r.stalest ? `; stalest: ${r.stalest}` : ''}); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; inside the truncate/unlink window (host not told yet): foreign ${r.windowForeign}, past the new size ${r.windowShrink}`,
+    `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads${r.stalest ? `; stalest: ${r.stalest}` : ''}); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; inside the truncate/unlink window (host not told yet): foreign ${r.windowForeign}, past the new size ${r.windowShrink}, reads of a file renamed away or unlinked ${r.windowEnded}`,
     `stale zeros (a hole the guest wrote more than W before, not shown yet): ${r.staleRuns} runs, oldest ${r.maxStaleValueMs.toFixed(0)} ms${r.stalestValue ? ` (${r.stalestValue})` : ''}`,
   ];
   if (r.modelMismatches.length) lines.push(`MODEL MISMATCH (workload log ≠ guest files): ${r.modelMismatches.join('; ')}`);

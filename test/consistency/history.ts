@@ -37,11 +37,14 @@ export interface ReadRecord {
   e: number;
 }
 
-/** What the host agent published: a composed file shrank or was removed (host time, ms). */
+/**
+ * What the host agent published (host time, ms): a composed file shrank, was removed, or began to
+ * show another guest file (a rename over its name) — each ends the window of the file it showed before.
+ */
 export interface HostEvent {
   t: number;
   path: string;
-  kind: 'shrink' | 'remove';
+  kind: 'shrink' | 'remove' | 'replace';
   size: number;
 }
 

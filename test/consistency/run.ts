@@ -108,16 +108,25 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
     // what the host published: shrinks and removals, by guest path
     const sizes = new Map<string, number>();
     const prefix = `${VM}_`;
+    // which guest file (the helper's fileId) each name shows: a change of it is a rename over the name
+    const owners = new Map<string, number>();
     agent.store.on('change', (name) => {
       if (!name.startsWith(prefix)) return;
+      const t = hostNow();
+      const path = unescapePath(name.slice(prefix.length));
       const size = agent!.store.get(name)?.segments.size ?? 0;
       const last = sizes.get(name) ?? 0;
-      if (size < last) checker.addHostEvent({ t: hostNow(), path: unescapePath(name.slice(prefix.length)), kind: 'shrink', size });
+      const owner = agent!.status().vms.flatMap((v) => v.files).find((f) => f.name === name)?.fileId;
+      const before = owners.get(name);
+      if (owner !== undefined && before !== undefined && owner !== before) checker.addHostEvent({ t, path, kind: 'replace', size });
+      else if (size < last) checker.addHostEvent({ t, path, kind: 'shrink', size });
+      if (owner !== undefined) owners.set(name, owner);
       sizes.set(name, size);
     });
     agent.store.on('remove', (name) => {
       if (!name.startsWith(prefix)) return;
       sizes.delete(name);
+      owners.delete(name);
       checker.addHostEvent({ t: hostNow(), path: unescapePath(name.slice(prefix.length)), kind: 'remove', size: 0 });
     });
 

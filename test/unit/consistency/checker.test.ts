@@ -1,7 +1,7 @@
 // The history checker can fail: recorded histories with planted violations of each kind, and the
 // same histories without them (docs/consistency.md, "Self-test").
 import { describe, expect, it } from 'vitest';
-import { Checker, clockFrom, FileModel, pattern, type GuestOp, type ReadRecord, type Report } from '../../consistency/index.js';
+import { Checker, clockFrom, FileModel, pattern, type GuestOp, type HostEvent, type ReadRecord, type Report } from '../../consistency/index.js';
 
 const clock = clockFrom([{ t: 0, offset: 0, err: 0 }]); // guest time = host time, exactly
 const W = 300;
@@ -30,6 +30,9 @@ class H {
     this.models.get(key)!.setSize(size);
     this.gens.set(key, this.gens.get(key)! + 1);
   }
+  rename(t: number, key: number, from: string, to: string) {
+    this.ops.push({ op: 'rename', t0: t, t1: t + 1, key, from, to });
+  }
   unlink(t: number, key: number, path: string) {
     this.ops.push({ op: 'unlink', t0: t, t1: t + 1, key, path });
   }
@@ -46,7 +49,7 @@ class H {
 const read = (path: string, off: number, data: Buffer, s: number, e = s + 5, over: Partial<ReadRecord> = {}): ReadRecord =>
   ({ reader: 'r1', kind: 'read', path, off, data, eof: true, s, e, ...over });
 
-function check(h: H, reads: ReadRecord[], events: { t: number; path: string; kind: 'shrink' | 'remove'; size: number }[] = []): Report {
+function check(h: H, reads: ReadRecord[], events: HostEvent[] = []): Report {
   const c = new Checker({ windowMs: W }, clock);
   c.addOps(h.ops);
   for (const ev of events) c.addHostEvent(ev);
@@ -143,6 +146,26 @@ describe('history checker', () => {
     expect(r.maxStalenessMs).toBe(599);
   });
 
+  it('(b) accepts the renamed-away file under its old name until the host is told, and not after', () => {
+    // logrotate: app.log (key 1) is renamed to app.log.1 at 2500, a new app.log (key 2) is created
+    const h = new H();
+    h.create(0, 1, LOG);
+    for (let i = 0; i < 20; i++) h.append(100 + i * 100, 1, 1000 + i * 37);
+    h.rename(2500, 1, LOG, `${LOG}.1`);
+    h.create(2502, 2, LOG);
+    h.append(2600, 2, 500);
+    h.end(6000);
+    const old = read(LOG, 0, h.snap(1), 4000, 4005, { kind: 'webhdfs' }); // 1500 ms after the rename, W = 300
+    const fresh = read(LOG, 0, h.snap(2), 4100, 4105, { kind: 'webhdfs' });
+    const late = check(h, [old, fresh], [{ t: 4050, path: LOG, kind: 'replace', size: 500 }]);
+    expect(total(late), JSON.stringify(late.evidence)).toBe(0); // neither b-prefix nor b-shrink
+    expect(late.windowEnded).toBe(1);
+    // once the host had switched the name over, the old file there is wrong
+    const told = check(h, [old, fresh], [{ t: 3000, path: LOG, kind: 'replace', size: 500 }]);
+    expect(told.violations['b-prefix']).toBe(1);
+    expect(told.violations['a-wrong'] + told.violations['a-beyond']).toBeGreaterThan(0);
+  });
+
   describe('(c) freed blocks', () => {
     const X = '/mnt/data/cons/trunc.log';
     const Y = '/mnt/data/cons/churn-0.bin';
@@ -187,7 +210,7 @@ describe('history checker', () => {
       // before the host published the removal, the old file is the documented window, however late
       const unpublished = check(h, [read(Y, 0, pattern(2, 0, 0, 4096), 5000)], [{ t: 5100, path: Y, kind: 'remove', size: 0 }]);
       expect(total(unpublished)).toBe(0);
-      expect(unpublished.windowShrink).toBe(1);
+      expect(unpublished.windowEnded).toBe(1);
       // and the same read inside the window is fine
       expect(total(check(h, [read(Y, 0, pattern(2, 0, 0, 4096), 2050)], [{ t: 2100, path: Y, kind: 'remove', size: 0 }]))).toBe(0);
     });

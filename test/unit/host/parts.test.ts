@@ -304,11 +304,15 @@ describe('VmLink from its parts (in-memory control plane and channel, real qcow2
     await until('new app.log', () => store.get('vm1_app.log')?.segments.size === 100, 3000, 5);
     g.send(fileMsg('/app.log.1', [{ logical: 0, physical: 2 * C, length: C }], C - 10));
     await until('renamed', () => store.get('vm1_app.log.1')?.segments.size === C - 10, 3000, 5);
+    // the replaced file shows nowhere any more, before its removal arrives
+    expect(l.status().files.map((f) => f.fileId).sort()).toEqual([7, 9]);
     g.send({ type: 'remove', fileId: 8, reason: 'deleted' });
-    await until('the replaced file is forgotten', () => l.status().files.length === 2, 3000, 5);
-    expect(l.status().files.map((f) => [f.fileId, f.path, f.servedSize]).sort()).toEqual([[7, '/app.log.1', C - 10], [9, '/app.log', 100]]);
+    // frames are applied in order: once app.log's growth after the removal shows, the removal was applied
+    g.send({ ...fileMsg('/app.log', [{ logical: 0, physical: 3 * C, length: C }], 200), fileId: 9, inode: 14 });
+    await until('applied past the removal', () => store.get('vm1_app.log')?.segments.size === 200, 3000, 5);
+    expect(l.status().files.map((f) => [f.fileId, f.path, f.servedSize]).sort()).toEqual([[7, '/app.log.1', C - 10], [9, '/app.log', 200]]);
     expect(hostRanges('vm1_app.log.1')).toEqual([[hostOffset[2]!, C - 10]]);
-    expect(hostRanges('vm1_app.log')).toEqual([[hostOffset[3]!, 100]]);
+    expect(hostRanges('vm1_app.log')).toEqual([[hostOffset[3]!, 200]]);
   });
 
   it('remaps on a graph event, follows run states, and reconnects when the control plane drops', async () => {
