@@ -13,6 +13,8 @@ if (!(minutes > 0)) {
 process.stdout.write(`consistency soak: ${minutes} min, seed ${seed}\n`);
 const r = await runConsistency({ durationMs: minutes * 60_000, seed, readerPauseMs: 5, name: 'cons-soak', log: (l) => process.stdout.write(`${l}\n`) });
 process.stdout.write(`${formatReport(r.report)}\n`);
+// every piece of evidence kept (formatReport prints the first 10), one JSON line each, for diagnosis
+for (const v of r.report.evidence.slice(10)) process.stdout.write(`  evidence ${JSON.stringify(v)}\n`);
 process.stdout.write(`mmap restarts ${r.readers.mmapRestarts}, reader errors ${r.readers.errors} ${r.readers.errorSamples.join(' | ')}, wall ${(r.wallMs / 60_000).toFixed(1)} min, clock error ≤ ${Math.max(...r.clock.map((c) => c.err)).toFixed(1)} ms over ${r.clock.length} samples\n`);
 const bad = Object.values(r.report.violations).reduce((a, b) => a + b, 0) + r.report.modelMismatches.length;
 process.exit(bad ? 1 : 0);

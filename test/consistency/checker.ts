@@ -473,7 +473,9 @@ export class Checker {
   }
 
   private evidence(v: Violation): void {
-    if (this.r.evidence.length < (this.opts.maxEvidence ?? 50)) this.r.evidence.push(v);
+    // at most 10 of each kind, so one flood of a kind cannot hide the others
+    const same = this.r.evidence.filter((x) => x.kind === v.kind).length;
+    if (same < 10 && this.r.evidence.length < (this.opts.maxEvidence ?? 50)) this.r.evidence.push(v);
   }
 
   /** Names a bad run; undefined when it is allowed (foreign bytes inside the truncate/unlink window). */
@@ -542,6 +544,11 @@ export function formatReport(r: Report): string {
     `stale zeros (a hole the guest wrote more than W before, not shown yet): ${r.staleRuns} runs, oldest ${r.maxStaleValueMs.toFixed(0)} ms${r.stalestValue ? ` (${r.stalestValue})` : ''}`,
   ];
   if (r.modelMismatches.length) lines.push(`MODEL MISMATCH (workload log ≠ guest files): ${r.modelMismatches.join('; ')}`);
-  for (const v of r.evidence.slice(0, 10)) lines.push(`  ${v.kind} ${v.reader} ${v.path} read [${v.off}+${v.len}] @${v.s.toFixed(1)}–${v.e.toFixed(1)}: bad [${v.at}+${v.run}] got ${v.got}${v.want ? ` want ${v.want}` : ''}${v.identified ? ` = ${v.identified}` : ''} cands ${v.candidates.join(',')}${v.note ? ` (${v.note})` : ''}${v.ops?.length ? `\n      ops: ${v.ops.join('\n           ')}` : ''}`);
+  for (const v of r.evidence.slice(0, 10)) lines.push(formatViolation(v));
   return lines.join('\n');
+}
+
+/** One violation as the report prints it. */
+export function formatViolation(v: Violation): string {
+  return `  ${v.kind} ${v.reader} ${v.path} read [${v.off}+${v.len}] @${v.s.toFixed(1)}–${v.e.toFixed(1)}: bad [${v.at}+${v.run}] got ${v.got}${v.want ? ` want ${v.want}` : ''}${v.identified ? ` = ${v.identified}` : ''} cands ${v.candidates.join(',')}${v.note ? ` (${v.note})` : ''}${v.ops?.length ? `\n      ops: ${v.ops.join('\n           ')}` : ''}`;
 }

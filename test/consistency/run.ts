@@ -14,10 +14,10 @@ import { storeSource } from '../../src/hdfs/source.js';
 import { HostAgent } from '../../src/host/agent.js';
 import { parseConfig } from '../../src/host/config.js';
 import { createLogger } from '../../src/host/log.js';
-import { unescapePath } from '../../src/host/naming.js';
+import { compositionName, unescapePath } from '../../src/host/naming.js';
 import { bootGuest, type GuestVm } from '../harness/vm.js';
 import { until } from '../harness/wait.js';
-import { Checker, type Report } from './checker.js';
+import { Checker, formatViolation, type Report } from './checker.js';
 import { clockFrom, type ClockSample, type GuestOp } from './history.js';
 import { hostNow, startReaders, type Readers } from './readers.js';
 import { workloadPaths, type WorkloadConfig } from './workload.js';
@@ -97,7 +97,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
       mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null,
       vms: [{ name: VM, qmp: vm.qmpSocket, share: workloadPaths(dirs) }],
     });
-    agent = await HostAgent.start(cfg, createLogger({ level: 'info', sink: (l) => { agentLogs.push(l); if (agentLogs.length > 200) agentLogs.shift(); } }));
+    agent = await HostAgent.start(cfg, createLogger({ level: 'info', sink: (l) => { agentLogs.push(l); if (agentLogs.length > 4000) agentLogs.shift(); } }));
     await until('the guest channel', async () => (await vm!.sh('cat /sys/class/virtio-ports/*/name')).includes('org.livemr.0'), 60_000, 200);
     const ns = new LocalNamespace(storeSource(agent.store), { host: 'kvm-local', addr: '', url: '' });
     gw = await startGateway({ namespace: ns, blockSize: 1 << 20 });
@@ -155,6 +155,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
       if (ops.some((x) => x.op === 'end')) ended = true;
     };
     const deadline = Date.now() + o.durationMs + 300_000;
+    let printed = 0;
     while (!ended) {
       if (Date.now() > deadline) throw new Error(`the workload did not end: ${(await vm.exec('cat /root/cons-workload.out')).stdout.toString()}`);
       await new Promise((r) => setTimeout(r, 2000));
@@ -165,6 +166,12 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
       }
       await fetchLog();
       checker.drain(readers.lowWater());
+      // each violation as it is found, with what the agent logged about that file: the soak's diagnosis
+      for (const v of checker.report.evidence.slice(printed)) {
+        const name = compositionName(VM, v.path);
+        log(`[consistency] ${formatViolation(v).trim()}\n${agentLogs.filter((l) => l.includes(`"${name}"`)).slice(-12).join('\n')}`);
+      }
+      printed = checker.report.evidence.length;
       if (hostNow() - lastProgress > 30_000) {
         const rep = checker.report;
         log(`[consistency] ${((Date.now() - t0) / 1000).toFixed(0)} s: ${rep.reads} reads, ${rep.ops} ops, violations ${Object.values(rep.violations).reduce((a, b) => a + b, 0)} ${JSON.stringify(rep.violations)}`);
