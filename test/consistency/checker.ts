@@ -510,7 +510,7 @@ export class Checker {
       }
       return { ...this.violation('a-nul', r, i, j, cands), want: want() };
     }
-    const id = identify ? this.identify(r.off + i, r.data.subarray(i, Math.min(j, i + 16))) : undefined;
+    const id = identify ? this.identify(r.off + i, r.data.subarray(i, Math.min(j, i + 16)), cands) : undefined;
     if (id) {
       // freed blocks reused: allowed until the host has published the shrink/removal that freed them
       const shrinkOps = this.ops.filter((o) => o.h0 <= r.e && this.shrinks(o.op) && cands.includes((o.op as { key: number }).key));
@@ -522,9 +522,18 @@ export class Checker {
     return { ...this.violation('a-wrong', r, i, j, cands), want: want(), identified: id };
   }
 
-  /** Whose pattern is this? Same offset first, then any block-aligned offset of any (key, gen). */
-  private identify(at: number, got: Buffer): string | undefined {
-    if (got.length < 4) return undefined;
+  /**
+   * Whose pattern is this? Same offset first, then any block-aligned offset of any (key, gen). A run
+   * of 2–3 bytes (a short write) is only looked for as an earlier generation of the read's own files
+   * at the same offset: a few dozen candidates, so a chance match is ~1 in 10^3 for 2 bytes, where
+   * searching every block of every file would match by chance.
+   */
+  private identify(at: number, got: Buffer, cands: number[]): string | undefined {
+    if (got.length < 2) return undefined;
+    if (got.length < 4) {
+      for (const s of this.seen.values()) if (cands.includes(s.k) && at + got.length <= s.max && pattern(s.k, s.g, at, got.length).equals(got)) return `${s.k}:${s.g}@${at}`;
+      return undefined;
+    }
     for (const s of this.seen.values()) if (at + got.length <= s.max && pattern(s.k, s.g, at, got.length).equals(got)) return `${s.k}:${s.g}@${at}`;
     const inBlock = at % 4096;
     for (const s of this.seen.values()) {

@@ -166,6 +166,26 @@ describe('history checker', () => {
     expect(told.violations['a-wrong'] + told.violations['a-beyond']).toBeGreaterThan(0);
   });
 
+  it('(c) names a 3-byte run of the file\'s previous generation, inside the truncate window and after it', () => {
+    // sparse.bin: a 3-byte write, then truncated to 0 and regrown at once (the host sees no shrink)
+    const S = '/mnt/data/cons/sparse.bin';
+    const h = new H();
+    h.create(0, 5, S);
+    h.trunc(10, 5, 65536);
+    h.writeAt(100, 5, 1000, 3);
+    h.trunc(200, 5, 0);
+    h.trunc(202, 5, 65536);
+    h.end(9000);
+    const d = Buffer.alloc(65536);
+    pattern(5, 1, 1000, 3).copy(d, 1000);
+    const late = check(h, [read(S, 0, d, 2000)]);
+    expect(total(late), JSON.stringify(late.evidence)).toBe(0);
+    expect(late.windowForeign).toBe(1);
+    const told = check(h, [read(S, 0, d, 2000)], [{ t: 1000, path: S, kind: 'shrink', size: 0 }]);
+    expect(told.violations['c-freed']).toBe(1);
+    expect(told.evidence[0]?.identified).toBe('5:1@1000');
+  });
+
   describe('(c) freed blocks', () => {
     const X = '/mnt/data/cons/trunc.log';
     const Y = '/mnt/data/cons/churn-0.bin';
