@@ -17,4 +17,4 @@ export { ComposedMount, cleanStaleMount, prepareMountpoint, resolveGroup, type M
 export { JournalFollower, type FollowEvent } from './follower.js';
 export { ControlClient, serveControl, socketPath, type Request } from './control.js';
 export { runDaemon, type DaemonOptions } from './daemon.js';
-export { addonPath, loadNative, type NativeAddon, type SendFileResult } from './native.js';
+export { addonPath, loadNative, type NativeAddon, type SendFileResult, type SendToken } from './native.js';

@@ -47,10 +47,17 @@ export interface NativeAddon {
   ): { medianNs: number; meanNs: number; tableBytes: number; checksum: number };
   /** sendfile(2) of `count` bytes of inFd at `offset` to the socket outFd (livemr_sendfile.c);
    *  absent from addons built before it. */
-  sendFile?(outFd: number, inFd: number, offset: number, count: number, waitMs: number): Promise<SendFileResult>;
+  sendFile?(outFd: number, inFd: number, offset: number, count: number, waitMs: number, token?: SendToken): Promise<SendFileResult>;
+  /** A cancel token for sendFile calls. */
+  sendToken?(): SendToken;
+  /** Stops the call using `token`; returns, once it cannot write another byte, the bytes it sent. */
+  sendCancel?(token: SendToken): number;
   /** A memfd of `size` zero bytes (a sendfile source for holes). */
   zeroFd?(size: number): number;
 }
+
+declare const sendTokenBrand: unique symbol;
+export type SendToken = { readonly [sendTokenBrand]: true };
 
 export interface SendFileResult {
   sent: number;
@@ -58,6 +65,8 @@ export interface SendFileResult {
   eof: boolean;
   /** the socket stayed full for waitMs */
   stalled: boolean;
+  /** stopped by sendCancel */
+  cancelled: boolean;
 }
 
 export function addonPath(): string {

@@ -40,6 +40,7 @@ function checkRange(offset: number, length: number): void {
 }
 
 export class SegmentList {
+  private shrinkListeners: ((size: number) => void)[] = [];
   private coff = new Float64Array(4);
   private foff = new Float64Array(4);
   private src = new Uint32Array(4);
@@ -137,6 +138,18 @@ export class SegmentList {
     this.splice(lo, hi, out);
   }
 
+  /**
+   * Calls `listener(newSize)` synchronously after every shrink (a removal is a shrink to 0), so a
+   * reader whose bytes are in flight outside JavaScript can stop them before the shrink's caller
+   * goes on (the sendfile OPEN path). Returns the unsubscribe function.
+   */
+  onShrink(listener: (size: number) => void): () => void {
+    this.shrinkListeners.push(listener);
+    return () => {
+      this.shrinkListeners = this.shrinkListeners.filter((l) => l !== listener);
+    };
+  }
+
   /** Cuts the file to `length` bytes, or extends it with zeros. */
   truncate(length: number): void {
     if (!Number.isSafeInteger(length) || length < 0) throw new FsError('EBADSEGMENT', `bad length ${length}`);
@@ -148,11 +161,12 @@ export class SegmentList {
     if (length === 0) {
       this.n = 0;
       this.end = 0;
-      return;
+    } else {
+      const i = this.find(length);
+      this.n = this.coff[i] === length ? i : i + 1;
+      this.end = length;
     }
-    const i = this.find(length);
-    this.n = this.coff[i] === length ? i : i + 1;
-    this.end = length;
+    for (const l of this.shrinkListeners) l(length);
   }
 
   /** The first `count` segments as columns (views, not copies). */

@@ -19,23 +19,36 @@ export class ShortSourceError extends Error {
   override name = 'ShortSourceError';
 }
 
+/**
+ * Source files opened once per response (both body paths): `get(path)` opens on first use,
+ * `close()` closes them all.
+ */
+export function sourceHandles(): { get(path: string): Promise<fsp.FileHandle>; close(): Promise<void> } {
+  const handles = new Map<string, Promise<fsp.FileHandle>>();
+  return {
+    get(p) {
+      let h = handles.get(p);
+      if (!h) handles.set(p, (h = fsp.open(p, 'r')));
+      return h;
+    },
+    async close() {
+      for (const h of handles.values()) await h.then((fh) => fh.close()).catch(() => {});
+    },
+  };
+}
+
+/** Composed [pos, pos+n) of `file` still maps as when it was looked up: same source and offset, inside the file. */
+export function stillMapped(file: ComposedFile, pos: number, n: number, source: number, srcOff: number): boolean {
+  const segs = file.segments;
+  if (pos + n > segs.size) return false;
+  const seg = segs.get(segs.find(pos));
+  return seg.source === source && seg.at + seg.length >= pos + n && (source === ZERO_SOURCE || seg.offset + (pos - seg.at) === srcOff);
+}
+
 /** Writes composed bytes [offset, offset+length) of `file` to `out`. Stops early if `out` closes. */
 export async function sendRange(file: ComposedFile, offset: number, length: number, out: Writable): Promise<void> {
-  const handles = new Map<string, Promise<fsp.FileHandle>>();
-  const handle = (p: string) => {
-    let h = handles.get(p);
-    if (!h) handles.set(p, (h = fsp.open(p, 'r')));
-    return h;
-  };
+  const handles = sourceHandles();
   const end = offset + length;
-
-  /** The range still maps as when it was read: same segment source and offset, inside the file. */
-  const stillMapped = (pos: number, n: number, source: number, srcOff: number): boolean => {
-    const segs = file.segments;
-    if (pos + n > segs.size) return false;
-    const seg = segs.get(segs.find(pos));
-    return seg.source === source && seg.at + seg.length >= pos + n && (source === ZERO_SOURCE || seg.offset + (pos - seg.at) === srcOff);
-  };
   const checked = new WeakMap<Buffer, [number, number, number]>();
 
   const readChunk = async (pos: number): Promise<Buffer> => {
@@ -49,7 +62,7 @@ export async function sendRange(file: ComposedFile, offset: number, length: numb
       return z;
     }
     const src = file.sources[seg.source]!;
-    const fh = await handle(src);
+    const fh = await handles.get(src);
     const buf = Buffer.allocUnsafe(n);
     let got = 0;
     while (got < n) {
@@ -68,7 +81,7 @@ export async function sendRange(file: ComposedFile, offset: number, length: numb
     while (next && !out.destroyed) {
       const buf = await next;
       const [at, source, srcOff] = checked.get(buf)!;
-      if (!stillMapped(at, buf.length, source, srcOff)) throw new ShortSourceError(`${file.name} changed under ${at}+${buf.length} (removed or shrunk) while being read`);
+      if (!stillMapped(file, at, buf.length, source, srcOff)) throw new ShortSourceError(`${file.name} changed under ${at}+${buf.length} (removed or shrunk) while being read`);
       pos += buf.length;
       // read the next chunk while this one drains to the socket
       next = pos < end ? readChunk(pos) : undefined;
@@ -76,6 +89,6 @@ export async function sendRange(file: ComposedFile, offset: number, length: numb
       if (!out.write(buf)) await Promise.race([once(out, 'drain'), closed]);
     }
   } finally {
-    for (const h of handles.values()) await h.then((fh) => fh.close()).catch(() => {});
+    await handles.close();
   }
 }

@@ -6,12 +6,11 @@
 // socket is full), or a client that takes no bytes for STALL_MS (it finishes on the JS path, which
 // waits for 'drain' without holding a thread). docs/hdfs.md, "The read path".
 
-import * as fsp from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { loadNative, ZERO_SOURCE, type NativeAddon } from '../fs/index.js';
-import { sendRange, ShortSourceError } from './reader.js';
+import { loadNative, ZERO_SOURCE, type NativeAddon, type SendToken } from '../fs/index.js';
+import { sendRange, ShortSourceError, sourceHandles } from './reader.js';
 import type { ComposedFile } from './source.js';
 
 /** bytes per native call: the segment is looked up again between calls (growth, holes filled) */
@@ -22,7 +21,7 @@ const STALL_MS = 10_000;
 /** the client went away: stop quietly, as the JS path does when the response closes */
 const GONE = new Set(['EPIPE', 'ECONNRESET', 'ENOTCONN', 'ESHUTDOWN']);
 
-type ZeroCopy = Required<Pick<NativeAddon, 'sendFile' | 'zeroFd'>>;
+type ZeroCopy = Required<Pick<NativeAddon, 'sendFile' | 'zeroFd' | 'sendToken' | 'sendCancel'>>;
 let addon: ZeroCopy | null | undefined;
 let zeros = -1;
 
@@ -31,7 +30,10 @@ export function zeroCopyAddon(): ZeroCopy | undefined {
   if (addon === undefined) {
     try {
       const a = loadNative();
-      addon = typeof a.sendFile === 'function' && typeof a.zeroFd === 'function' ? (a as ZeroCopy) : null;
+      addon =
+        typeof a.sendFile === 'function' && typeof a.zeroFd === 'function' && typeof a.sendCancel === 'function' && typeof a.sendToken === 'function'
+          ? (a as ZeroCopy)
+          : null;
     } catch {
       addon = null;
     }
@@ -77,53 +79,77 @@ export async function sendBody(file: ComposedFile, offset: number, length: numbe
   if (sent < length && !sock.destroyed) await sendRange(file, offset + sent, length - sent, res);
 }
 
-/** sendfile's loop over the segments; returns the bytes sent (fewer: stalled, or the socket closed). */
+/**
+ * sendfile's loop over the segments; returns the bytes sent (fewer: stalled, or the socket closed).
+ * A shrink of the file (a removal is a shrink to 0) that cuts into the native call in flight cancels
+ * it before the shrink's caller goes on (SegmentList.onShrink, sendCancel): no byte of the removed
+ * range is sent after the removal was applied. The loop then goes on below the new size, or ends.
+ */
 async function sendFileRange(zc: ZeroCopy, file: ComposedFile, offset: number, length: number, sock: Socket): Promise<number> {
-  const handles = new Map<string, Promise<fsp.FileHandle>>();
-  const handle = (p: string) => {
-    let h = handles.get(p);
-    if (!h) handles.set(p, (h = fsp.open(p, 'r')));
-    return h;
-  };
+  const handles = sourceHandles();
   const end = offset + length;
   let pos = offset;
+  /** the call in flight: its token and where its range ends */
+  let call: { token: SendToken; end: number } | undefined;
+  const unsubscribe = file.segments.onShrink((size) => {
+    let handed = pos;
+    if (call && size < call.end) handed += zc.sendCancel(call.token);
+    // bytes of the removed range already in the kernel's socket queue still refer to the page
+    // cache, so they would go out with whatever the reused blocks hold by then: reset the
+    // connection, which drops the queue, instead of letting it drain
+    if (size < handed) sock.resetAndDestroy();
+  });
   try {
     while (pos < end && !sock.destroyed) {
-      const segs = file.segments;
-      if (pos >= segs.size) throw new ShortSourceError(`${file.name} shrank below ${pos} while being read`);
-      const seg = segs.get(segs.find(pos));
+      const first = segmentAt(file, pos);
+      const fh = first.source === ZERO_SOURCE ? undefined : await handles.get(file.sources[first.source]!);
+      // looked up again after the await (the file may have shrunk meanwhile); from here to the
+      // native call nothing awaits, so the call starts on the mapping as it is now
+      const seg = segmentAt(file, pos);
+      if (seg.source !== first.source) continue;
+      const inFd = fh ? fh.fd : zeroFd(zc);
       let n = Math.min(CALL_MAX, end - pos, seg.at + seg.length - pos);
-      let inFd: number;
-      let inOff: number;
-      if (seg.source === ZERO_SOURCE) {
-        if (zeros < 0) zeros = zc.zeroFd(ZERO_SIZE);
-        inFd = zeros;
-        inOff = 0;
-        n = Math.min(n, ZERO_SIZE);
-      } else {
-        inFd = (await handle(file.sources[seg.source]!)).fd;
-        inOff = seg.offset + (pos - seg.at);
-      }
+      let inOff = 0;
+      if (seg.source === ZERO_SOURCE) n = Math.min(n, ZERO_SIZE);
+      else inOff = seg.offset + (pos - seg.at);
       // the socket's fd is read again in the same tick as sendFile dup()s it: after any await the
       // socket may have closed and its number been reused by a new connection
       const fd = socketFd(sock);
       if (fd < 0 || sock.destroyed) break;
+      const token = zc.sendToken();
+      call = { token, end: pos + n };
       let r;
       try {
-        r = await zc.sendFile(fd, inFd, inOff, n, STALL_MS);
+        r = await zc.sendFile(fd, inFd, inOff, n, STALL_MS, token);
       } catch (e) {
         if (GONE.has((e as NodeJS.ErrnoException).code ?? '')) {
           sock.destroy();
           break;
         }
         throw e;
+      } finally {
+        call = undefined;
       }
       pos += r.sent;
+      if (r.cancelled) continue; // the file shrank into this call: look the rest up again (or the socket is gone)
       if (r.eof) throw new ShortSourceError(`${file.sources[seg.source]} ends inside a segment of ${file.name}`);
       if (r.stalled) break;
     }
   } finally {
-    for (const h of handles.values()) await h.then((fh) => fh.close()).catch(() => {});
+    unsubscribe();
+    await handles.close();
   }
   return pos - offset;
+}
+
+/** The segment holding `pos`; a file that shrank below it is a short read. */
+function segmentAt(file: ComposedFile, pos: number) {
+  const segs = file.segments;
+  if (pos >= segs.size) throw new ShortSourceError(`${file.name} shrank below ${pos} while being read`);
+  return segs.get(segs.find(pos));
+}
+
+function zeroFd(zc: ZeroCopy): number {
+  if (zeros < 0) zeros = zc.zeroFd(ZERO_SIZE);
+  return zeros;
 }
