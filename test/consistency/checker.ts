@@ -99,6 +99,8 @@ export class Checker {
   private readonly appendOnly = new Set<number>();
   private readonly notAppend = new Set<number>();
   private readonly bindings = new Map<string, Binding[]>();
+  /** byte ranges the guest freed: truncated away, unlinked, or replaced by a rename over the file's name */
+  private readonly frees: { o: Op; key: number; from: number; to: number }[] = [];
   private readonly timeline = new Map<number, { t: number; size: number }[]>();
   private readonly seen = new Map<string, { k: number; g: number; max: number }>();
   private readonly events: HostEvent[] = [];
@@ -224,12 +226,13 @@ export class Checker {
       return;
     }
     if (op.op === 'rename') {
+      for (const b of this.bindings.get(op.to) ?? []) if (b.to === Infinity && b.key !== op.key) this.freed(o, b.key, 0, this.latest.get(b.key)?.size ?? 0);
       unbind(op.from, op.key);
       unbind(op.to);
       bind(op.to, op.key);
       return;
     }
-    if (op.op === 'unlink') { unbind(op.path, op.key); return; }
+    if (op.op === 'unlink') { unbind(op.path, op.key); this.freed(o, op.key, 0, this.latest.get(op.key)?.size ?? 0); return; }
     const m = this.latest.get(op.key);
     if (!m) throw new Error(`workload log: op on unknown key ${op.key}`);
     this.sizeBefore.set(op, m.size);
@@ -243,6 +246,7 @@ export class Checker {
       this.seen.set(id, s);
     } else if (op.op === 'trunc') {
       this.notAppend.add(op.key);
+      if (op.size < m.size) this.freed(o, op.key, op.size, m.size);
       m.setSize(op.size);
     } else if (op.op === 'falloc') {
       this.notAppend.add(op.key);
@@ -250,6 +254,27 @@ export class Checker {
     }
     if (this.appendOnly.has(op.key) && this.notAppend.has(op.key)) throw new Error(`workload log: append-only key ${op.key} was not appended to`);
     size(op.key, m);
+  }
+
+  private freed(o: Op, key: number, from: number, to: number): void {
+    this.frees.push({ o, key, from, to });
+    if (this.frees.length > 20_000) this.frees.splice(0, 10_000);
+  }
+
+  /** Has the host published a change of `path` since `o` began, before `s`? (the end of o's window) */
+  private told(path: string, o: Op, s: number): boolean {
+    return this.events.some((e) => e.path === path && e.t >= o.h0 && e.t < s);
+  }
+
+  /** A range of [a, b) that one of `cands` freed before `e`, and whether the host had been told before `s`. */
+  private freedAt(path: string, cands: number[], a: number, b: number, s: number, e: number): { told: boolean } | undefined {
+    let hit: { told: boolean } | undefined;
+    for (const f of this.frees) {
+      if (f.o.h0 > e || !cands.includes(f.key) || f.from >= b || f.to <= a) continue;
+      if (!this.told(path, f.o, s)) return { told: false };
+      hit = { told: true };
+    }
+    return hit;
   }
 
   private boundKeys(path: string, a: number, b: number): number[] {
@@ -292,7 +317,9 @@ export class Checker {
     this.r.bytes += r.data.length;
     this.r.readsByKind[r.kind] = (this.r.readsByKind[r.kind] ?? 0) + 1;
     const n = r.data.length;
-    const cands = this.candidates(r.path, r.s, r.e);
+    // tail's chunks are stamped when they arrive, not when tail read them; tail follows only
+    // append-only files, whose bytes never change: any file that was at the path will do
+    const cands = r.kind === 'tail' ? this.boundKeys(r.path, -Infinity, r.e) : this.candidates(r.path, r.s, r.e);
     const ended = cands.filter((k) => !this.boundKeys(r.path, A, r.e).includes(k));
     // layers of possible values: each candidate's state at A, then what each op within [A, e] changed
     const layers: Seg[][] = [];
@@ -344,6 +371,7 @@ export class Checker {
     }
     if (ended.length > 0 && n > 0) this.r.windowEnded++;
     const kinds = new Set<ViolationKind>();
+    const foreignBefore = this.r.windowForeign;
     if (left > 0) {
       // bad regions: unresolved bytes of one class (NUL or not, inside a layer or not); a few bytes
       // that match by chance (a pattern byte is one of 128 values) do not split a region
@@ -357,7 +385,7 @@ export class Checker {
         let j = i + 1;
         let bad = 1;
         for (let x = i + 1; x < n && x < j + 32; x++) if (same(x)) { j = x + 1; bad++; } else if (!ok[x]) break;
-        const v = this.classify(r, i, j, nul, !!cov, cands, classified++ < 200);
+        const v = this.classify(r, i, j, nul, !!cov, cands, classified++ < 3); // identifying is costly, and the checker shares the agent's event loop
         if (v && !kinds.has(v.kind)) v.ops = this.opsTouching(cands, r.off + i, r.off + j, r.s);
         if (v) {
           this.r.violatingBytes[v.kind] += bad;
@@ -366,8 +394,8 @@ export class Checker {
         i = j;
       }
     }
-    // (b) append-only: a prefix of the file, sizes that never shrink
-    if (cands.length > 0 && cands.every((k) => this.appendOnly.has(k)) && n > 0) {
+    // (b) append-only: a prefix of the file, sizes that never shrink (unless (a) allowed freed blocks' bytes in it)
+    if (this.r.windowForeign === foreignBefore && cands.length > 0 && cands.every((k) => this.appendOnly.has(k)) && n > 0) {
       const prefix = cands.some((k) => {
         const m = this.latest.get(k)!;
         return r.off + n <= m.size && m.bytes(r.off, r.off + n).equals(r.data);
@@ -497,6 +525,10 @@ export class Checker {
       if (cands.length === 0 && removedBefore) return { ...this.violation('c-freed', r, i, j, cands, 'data of a file whose removal the host had published'), want: want() };
       return { ...this.violation('a-beyond', r, i, j, cands, 'past every size the file had in the window'), want: want() };
     }
+    // a range the guest freed before the host was told holds whatever the blocks hold now: other
+    // files' bytes, zeros, metadata (the documented truncate/unlink window)
+    const freed = this.freedAt(r.path, cands, r.off + i, r.off + j, r.s, r.e);
+    if (freed && !freed.told) { this.r.windowForeign++; return undefined; }
     if (nul) {
       // zeros the file really had there before a write the host has not shown yet: stale, not wrong
       const age = this.staleZeroAge(cands, r.off + i, r.off + j, r.s - this.opts.windowMs, r.s);
@@ -511,14 +543,7 @@ export class Checker {
       return { ...this.violation('a-nul', r, i, j, cands), want: want() };
     }
     const id = identify ? this.identify(r.off + i, r.data.subarray(i, Math.min(j, i + 16)), cands) : undefined;
-    if (id) {
-      // freed blocks reused: allowed until the host has published the shrink/removal that freed them
-      const shrinkOps = this.ops.filter((o) => o.h0 <= r.e && this.shrinks(o.op) && cands.includes((o.op as { key: number }).key));
-      const published = (o: Op) => this.events.some((e) => e.path === r.path && e.t >= o.h0 && e.t < r.s);
-      const last = shrinkOps[shrinkOps.length - 1];
-      if (last && !published(last)) { this.r.windowForeign++; return undefined; }
-      if (last) return { ...this.violation('c-freed', r, i, j, cands, 'another file\'s bytes after the host had published the shrink/removal'), want: want(), identified: id };
-    }
+    if (id && freed) return { ...this.violation('c-freed', r, i, j, cands, 'another file\'s bytes after the host had published the shrink/removal'), want: want(), identified: id };
     return { ...this.violation('a-wrong', r, i, j, cands), want: want(), identified: id };
   }
 

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { buildSync } from 'esbuild';
 import { LocalNamespace } from '../../src/hdfs/namespace.js';
 import { startGateway, type Gateway } from '../../src/hdfs/server.js';
@@ -156,6 +157,9 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
     };
     const deadline = Date.now() + o.durationMs + 300_000;
     let printed = 0;
+    // the agent, FUSE, the gateway, the readers and the checker share this event loop: a stall shows here
+    const loop = monitorEventLoopDelay({ resolution: 20 });
+    loop.enable();
     while (!ended) {
       if (Date.now() > deadline) throw new Error(`the workload did not end: ${(await vm.exec('cat /root/cons-workload.out')).stdout.toString()}`);
       await new Promise((r) => setTimeout(r, 2000));
@@ -169,12 +173,13 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
       // each violation as it is found, with what the agent logged about that file: the soak's diagnosis
       for (const v of checker.report.evidence.slice(printed)) {
         const name = compositionName(VM, v.path);
-        log(`[consistency] ${formatViolation(v).trim()}\n${agentLogs.filter((l) => l.includes(`"${name}"`)).slice(-12).join('\n')}`);
+        log(`[consistency] ${formatViolation(v).trim()}\n${agentLogs.filter((l) => l.includes(`"${name}"`)).slice(-6).join('\n')}`);
       }
       printed = checker.report.evidence.length;
       if (hostNow() - lastProgress > 30_000) {
         const rep = checker.report;
-        log(`[consistency] ${((Date.now() - t0) / 1000).toFixed(0)} s: ${rep.reads} reads, ${rep.ops} ops, violations ${Object.values(rep.violations).reduce((a, b) => a + b, 0)} ${JSON.stringify(rep.violations)}`);
+        log(`[consistency] ${((Date.now() - t0) / 1000).toFixed(0)} s: ${rep.reads} reads, ${rep.ops} ops, violations ${Object.values(rep.violations).reduce((a, b) => a + b, 0)} ${JSON.stringify(rep.violations)}, event loop delay max ${(loop.max / 1e6).toFixed(0)} ms`);
+        loop.reset();
         lastProgress = hostNow();
       }
     }

@@ -186,6 +186,60 @@ describe('history checker', () => {
     expect(told.evidence[0]?.identified).toBe('5:1@1000');
   });
 
+  it('(c) allows anything in a range freed before the host was told (zeros, unknown bytes), and not after', () => {
+    // copytruncate: cp.log (key 9) truncated to 0 at 1000 and regrown; the host still shows the old 8 KiB
+    const CP = '/mnt/data/cons/cp.log';
+    const h = new H();
+    h.create(0, 9, CP);
+    h.append(100, 9, 8192);
+    h.trunc(1000, 9, 0);
+    h.append(1100, 9, 8192); // regrown past the old size before the host looked: it never sees a shrink
+    h.end(9000);
+    const d = Buffer.from(pattern(9, 0, 0, 8192));
+    d.fill(0, 4096, 4200); // the freed block was zeroed or reused
+    const early = check(h, [read(CP, 0, d, 5000, 5005, { kind: 'pread' })]);
+    expect(total(early), JSON.stringify(early.evidence)).toBe(0);
+    expect(early.windowForeign).toBe(3); // the old bytes, the zeros, the old bytes
+    const told = check(h, [read(CP, 0, d, 5000, 5005, { kind: 'pread' })], [{ t: 3000, path: CP, kind: 'shrink', size: 0 }]);
+    expect(told.violations['a-nul']).toBe(1);
+    expect(told.violations['c-freed']).toBe(1); // the previous generation's bytes
+  });
+
+  it('(c) a rename over a name frees the replaced file: its blocks\' new bytes are allowed until the host shows the new file', () => {
+    const L1 = `${LOG}.1`;
+    const h = new H();
+    h.create(0, 1, L1);
+    h.append(100, 1, 8192);
+    h.create(200, 2, LOG);
+    h.append(300, 2, 4096);
+    h.rename(1000, 2, LOG, L1); // key 1's blocks are free now; key 3 gets one of them
+    h.create(1100, 3, '/mnt/data/cons/trunc.log');
+    h.append(1200, 3, 4096);
+    h.end(9000);
+    const d = Buffer.concat([pattern(1, 0, 0, 4096), pattern(3, 0, 0, 4096)]); // key 1's second block now holds key 3's bytes
+    const early = check(h, [read(L1, 0, d, 5000, 5005, { kind: 'webhdfs' })]);
+    expect(total(early), JSON.stringify(early.evidence)).toBe(0);
+    expect(early.windowForeign).toBe(1);
+    // once the host showed the new file there, the old file's bytes are wrong, and key 3's are past its size
+    const told = check(h, [read(L1, 0, d, 5000, 5005, { kind: 'webhdfs' })], [{ t: 3000, path: L1, kind: 'replace', size: 4096 }]);
+    expect(told.violations['a-wrong'], JSON.stringify(told.evidence)).toBe(1);
+    expect(told.violations['a-beyond']).toBe(1);
+  });
+
+  it('(b) tail may show any file that was at its path (its chunks are stamped on arrival)', () => {
+    const h = new H();
+    h.create(0, 1, LOG);
+    h.append(100, 1, 5000);
+    h.rename(1000, 1, LOG, `${LOG}.1`);
+    h.create(1001, 2, LOG);
+    h.append(1100, 2, 100);
+    h.end(9000);
+    const r = check(h, [read(LOG, 4000, h.snap(1, 4000), 5000, 5000, { kind: 'tail', eof: false })], [{ t: 1500, path: LOG, kind: 'replace', size: 100 }]);
+    expect(total(r), JSON.stringify(r.evidence)).toBe(0);
+    const bad = check(h, [read(LOG, 4000, pattern(7, 0, 4000, 1000), 5000, 5000, { kind: 'tail', eof: false })]);
+    expect(bad.violations['b-prefix']).toBe(1);
+  });
+
   describe('(c) freed blocks', () => {
     const X = '/mnt/data/cons/trunc.log';
     const Y = '/mnt/data/cons/churn-0.bin';
