@@ -11,7 +11,10 @@ if (!(minutes > 0)) {
   process.exit(2);
 }
 process.stdout.write(`consistency soak: ${minutes} min, seed ${seed}\n`);
-const r = await runConsistency({ durationMs: minutes * 60_000, seed, readerPauseMs: 5, name: 'cons-soak', log: (l) => process.stdout.write(`${l}\n`) });
+// SIGINT/SIGTERM end the soak early through its cleanup (guest, agent, mount, readers)
+const stop = new AbortController();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort(new Error(`stopped by ${sig}`)));
+const r = await runConsistency({ durationMs: minutes * 60_000, seed, readerPauseMs: 5, name: 'cons-soak', signal: stop.signal, log: (l) => process.stdout.write(`${l}\n`) });
 process.stdout.write(`${formatReport(r.report)}\n`);
 // every piece of evidence kept (formatReport prints the first 10), one JSON line each, for diagnosis
 for (const v of r.report.evidence.slice(10)) process.stdout.write(`  evidence ${JSON.stringify(v)}\n`);

@@ -35,6 +35,8 @@ export interface RunOptions {
   name?: string;
   /** the workload's rotation size (default 8 MiB) */
   rotateBytes?: number;
+  /** stops the run early; it cleans up (guest, agent, mount, readers) as when it fails */
+  signal?: AbortSignal;
   /** guest boot timeout (default 180 s: a loaded 2-core machine boots a TCG guest slowly) */
   bootTimeoutMs?: number;
 }
@@ -161,6 +163,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
     const loop = monitorEventLoopDelay({ resolution: 20 });
     loop.enable();
     while (!ended) {
+      o.signal?.throwIfAborted();
       if (Date.now() > deadline) throw new Error(`the workload did not end: ${(await vm.exec('cat /root/cons-workload.out')).stdout.toString()}`);
       await new Promise((r) => setTimeout(r, 2000));
       if (hostNow() - lastSample > 10_000) {
