@@ -3,10 +3,12 @@
 // Exit codes of every command: 0 ok, 1 failure, 2 usage error (docs/cli.md).
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { LiveMrError } from '../errors/index.js';
 
 /** Bad command line: printed with a pointer to --help, exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends LiveMrError {
   override name = 'UsageError';
+  readonly code = 'CLI_USAGE';
 }
 
 export interface OptionSpec {

@@ -1,6 +1,6 @@
 // `livemr biglog NAME VM:PATH...`: defines a BigLog (or adds sources to one) on a running agent;
 // `livemr biglog --list`. A BigLog follows its sources' growth, in arrival order (docs/host.md).
-import { agentRequest, agentStateDir } from '../host/agent-client.js';
+import { agentRequest, agentStateDir } from '../host/index.js';
 import { AGENT } from './agent-options.js';
 import { command, UsageError } from './args.js';
 

@@ -1,7 +1,7 @@
 // `livemr doctor`: one verdict per check of what this host needs; exit 1 when one fails.
 import { existsSync, readFileSync } from 'node:fs';
 import { failed, formatResults, hostProbe, runChecks, type CheckResult, type DoctorOptions } from '../doctor/index.js';
-import { loadConfig } from '../host/config.js';
+import { loadConfig } from '../host/index.js';
 import { command } from './args.js';
 
 const DEFAULT_CONFIG = '/etc/livemr/agent.json';

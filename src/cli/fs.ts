@@ -5,9 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ControlClient } from '../fs/control.js';
-import { runDaemon } from '../fs/daemon.js';
-import { CompositionStore, type CompositionInfo, type SegmentSpec } from '../fs/store.js';
+import { CompositionStore, ControlClient, runDaemon, type CompositionInfo, type SegmentSpec } from '../fs/index.js';
 import { command, type Token, UsageError } from './args.js';
 
 function defaultState(): string {

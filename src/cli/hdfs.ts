@@ -1,11 +1,11 @@
 // `livemr hdfs`: the WebHDFS gateway for Hadoop (docs/hdfs.md).
 
 import * as path from 'node:path';
-import { ControlClient } from '../fs/control.js';
-import { CompositionStore } from '../fs/store.js';
-import { composeFromLocal, publishedFileResolver, readComposeConfig, type ComposeSink } from '../hdfs/compose-from-local.js';
-import { runAgentGateway, runAggregator, type CommonOptions, type Running } from '../hdfs/daemon.js';
-import { DEFAULT_BLOCK_SIZE } from '../hdfs/server.js';
+import { CompositionStore, ControlClient } from '../fs/index.js';
+import {
+  composeFromLocal, DEFAULT_BLOCK_SIZE, publishedFileResolver, readComposeConfig, runAgentGateway, runAggregator,
+  type CommonOptions, type ComposeSink, type Running,
+} from '../hdfs/index.js';
 import { command, UsageError, type Values } from './args.js';
 
 function parseSize(v: string): number {

@@ -1,7 +1,5 @@
 // `livemr host --config FILE`: runs the host agent until SIGTERM/SIGINT (see docs/host.md).
-import { HostAgent } from '../host/agent.js';
-import { loadConfig } from '../host/config.js';
-import { createLogger } from '../host/log.js';
+import { createLogger, HostAgent, loadConfig } from '../host/index.js';
 import { command, UsageError } from './args.js';
 
 export const commands = [command({

@@ -1,8 +1,7 @@
 // `livemr panel --config FILE`: the control panel (REST API + web UI) with an embedded host agent,
 // until SIGTERM/SIGINT (see docs/panel.md).
-import { createLogger } from '../host/log.js';
-import { loadPanelConfig } from '../panel/config.js';
-import { Panel } from '../panel/server.js';
+import { createLogger } from '../host/index.js';
+import { loadPanelConfig, Panel } from '../panel/index.js';
 import { command, UsageError } from './args.js';
 
 export const commands = [command({

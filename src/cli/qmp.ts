@@ -1,7 +1,6 @@
 // `livemr qmp QMP_SOCKET COMMAND [JSON_ARGS]`: send one command, print its return value as JSON.
 
-import { QmpClient } from '../qmp/protocol/client.js';
-import { ExecuteError } from '../qmp/protocol/errors.js';
+import { ExecuteError, QmpClient } from '../qmp/index.js';
 import { command, parseCount, UsageError } from './args.js';
 
 export const commands = [command({

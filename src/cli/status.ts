@@ -1,7 +1,6 @@
 // `livemr status [--state DIR | --config FILE] [--json]`: asks a running agent over its root-only
 // unix socket (DIR/agent.sock) and prints VMs, channels, shared files, pending ranges, freshness lag.
-import type { AgentStatus } from '../host/agent.js';
-import { agentRequest, agentStateDir } from '../host/agent-client.js';
+import { agentRequest, agentStateDir, type AgentStatus } from '../host/index.js';
 import { AGENT } from './agent-options.js';
 import { command } from './args.js';
 

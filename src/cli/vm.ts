@@ -1,7 +1,6 @@
 // `livemr vm info QMP_SOCKET [--json]`: the VM's run state and disks with their backing chains.
 
-import { QmpClient } from '../qmp/protocol/client.js';
-import { describeVm, type VmModel } from '../qmp/vm.js';
+import { describeVm, QmpClient, type VmModel } from '../qmp/index.js';
 import { command } from './args.js';
 
 export const commands = [command({

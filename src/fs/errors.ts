@@ -1,4 +1,5 @@
 // Typed errors of the composed-files area. `code` is stable and travels over the control socket.
+import { LiveMrError } from '../errors/index.js';
 
 export type FsErrorCode =
   | 'EBADSEGMENT' // a segment with a bad offset/length/file
@@ -12,10 +13,10 @@ export type FsErrorCode =
   | 'ENATIVE' // the native addon is missing or broken
   | 'EPROTO'; // a malformed control-socket message
 
-export class FsError extends Error {
+export class FsError extends LiveMrError {
   override name = 'FsError';
   constructor(
-    readonly code: FsErrorCode,
+    override readonly code: FsErrorCode,
     message: string,
   ) {
     super(message);

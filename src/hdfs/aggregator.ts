@@ -3,8 +3,9 @@
 
 import { EventEmitter } from 'node:events';
 import type * as http from 'node:http';
+import { badRequest, forbidden, HttpError, readBody, sendError, sendJson } from '../http/index.js';
 import { byName, type DataLocation, type FileEntry, type Namespace } from './namespace.js';
-import { MAX_REPORT_BYTES, parseReport, REPORT_PATH, ReportError, TOKEN_HEADER, type Report, type ReportedFile } from './report.js';
+import { MAX_REPORT_BYTES, parseReport, REPORT_PATH, TOKEN_HEADER, type Report, type ReportedFile } from './report.js';
 
 interface AgentState {
   location: DataLocation;
@@ -85,41 +86,26 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements Namesp
   /** The report endpoint, as an extra route of the gateway's HTTP server. */
   route = (req: http.IncomingMessage, res: http.ServerResponse, url: URL): boolean => {
     if (url.pathname !== REPORT_PATH) return false;
-    const reply = (status: number, body: unknown) => {
-      const data = Buffer.from(JSON.stringify(body));
-      res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
-      res.end(data);
-    };
-    if (req.method !== 'POST') {
-      reply(405, { error: 'POST a report' });
-      return true;
-    }
-    if (this.opts.token !== undefined && req.headers[TOKEN_HEADER] !== this.opts.token) {
-      req.resume();
-      reply(403, { error: 'bad or missing agent token' });
-      return true;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (b: Buffer) => {
-      size += b.length;
-      if (size > MAX_REPORT_BYTES) {
-        reply(413, { error: `report larger than ${MAX_REPORT_BYTES} bytes` });
-        req.destroy();
-      } else chunks.push(b);
-    });
-    req.on('end', () => {
-      if (res.headersSent) return;
-      try {
-        const ok = this.apply(parseReport(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
-        reply(ok ? 200 : 409, ok ? { ok: true } : { resync: true });
-      } catch (e) {
-        reply(400, { error: e instanceof ReportError || e instanceof SyntaxError ? e.message : String(e) });
-      }
-    });
-    req.on('error', () => res.destroy());
+    this.receive(req, res).catch((e: unknown) => sendError(res, e));
     return true;
   };
+
+  private async receive(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (req.method !== 'POST') throw new HttpError('method-not-allowed', 'POST a report');
+    if (this.opts.token !== undefined && req.headers[TOKEN_HEADER] !== this.opts.token) {
+      req.resume();
+      throw forbidden('bad or missing agent token');
+    }
+    const body = await readBody(req, MAX_REPORT_BYTES);
+    let v: unknown;
+    try {
+      v = JSON.parse(body.toString('utf8'));
+    } catch (e) {
+      throw badRequest(`report is not JSON: ${(e as Error).message}`);
+    }
+    const ok = this.apply(parseReport(v)); // ReportError: 400 (HDFS_BAD_REPORT)
+    sendJson(res, ok ? 200 : 409, ok ? { ok: true } : { resync: true });
+  }
 
   private drop(id: string, a: AgentState): void {
     for (const name of a.files.keys()) if (this.owners.get(name) === id) this.owners.delete(name);

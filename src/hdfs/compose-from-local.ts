@@ -9,6 +9,7 @@
 // or, to list a VM more than once, "files": [{"vm1": "/a.log"}, {"vm1": "/b.log"}].
 
 import * as fs from 'node:fs';
+import { LiveMrError } from '../errors/index.js';
 import { checkName, type ResolvedSegment, type SegmentSpec } from '../fs/index.js';
 import { compositionName, VM_NAME } from '../host/index.js';
 
@@ -32,8 +33,9 @@ export interface ComposeSink {
   compose(name: string, segments: SegmentSpec[]): Promise<{ size: number }> | { size: number };
 }
 
-export class ComposeConfigError extends Error {
+export class ComposeConfigError extends LiveMrError {
   override name = 'ComposeConfigError';
+  readonly code = 'HDFS_COMPOSE_CONFIG';
 }
 
 const MAX_FILES = 10_000;

@@ -6,8 +6,7 @@
 // `pollMs` (the freshness cost of running unprivileged: up to pollMs more lag for new or grown files).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SegmentList } from '../fs/segments.js';
-import { FILE_PREFIX } from '../fs/store.js';
+import { FILE_PREFIX, SegmentList } from '../fs/index.js';
 import type { ComposedFile, CompositionSource, SourceEvent } from './source.js';
 
 interface Entry { name: string; file: string; size: number; mtimeMs: number }

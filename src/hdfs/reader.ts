@@ -9,14 +9,16 @@
 import { once } from 'node:events';
 import * as fsp from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import { ZERO_SOURCE } from '../fs/segments.js';
+import { LiveMrError } from '../errors/index.js';
+import { ZERO_SOURCE } from '../fs/index.js';
 import type { ComposedFile } from './source.js';
 
 export const CHUNK = 1 << 20;
 const ZEROS = Buffer.alloc(CHUNK);
 
-export class ShortSourceError extends Error {
+export class ShortSourceError extends LiveMrError {
   override name = 'ShortSourceError';
+  readonly code = 'HDFS_SHORT_SOURCE';
 }
 
 /**

@@ -8,6 +8,8 @@
 // within the same epoch) carries only the files that changed since the last report. Agents send one
 // as soon as a file changes, so a file that crosses a block boundary has its new block at once.
 
+import { LiveMrError } from '../errors/index.js';
+
 export const REPORT_PATH = '/livemr/v1/report';
 export const TOKEN_HEADER = 'x-livemr-agent-token';
 export const MAX_REPORT_BYTES = 64 * 1024 * 1024;
@@ -37,8 +39,9 @@ export interface Report {
 const ID_RE = /^[A-Za-z0-9._:-]{1,200}$/;
 const NAME_RE = /^[^/\0]{1,255}$/;
 
-export class ReportError extends Error {
+export class ReportError extends LiveMrError {
   override name = 'ReportError';
+  readonly code = 'HDFS_BAD_REPORT';
 }
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

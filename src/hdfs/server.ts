@@ -8,6 +8,7 @@
 
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sendError, sendJson as sendJsonWith } from '../http/index.js';
 import { accessDenied, badParam, illegalArgument, ioError, notFound, readOnly, unsupported, WebHdfsError } from './errors.js';
 import * as json from './json.js';
 import type { FileEntry, Namespace } from './namespace.js';
@@ -67,15 +68,13 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
   const log = opts.log ?? (() => {});
   const ns = opts.namespace;
 
-  const sendJson = (res: http.ServerResponse, status: number, body: unknown) => {
-    const data = Buffer.from(JSON.stringify(body));
-    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
-    res.end(data);
-  };
+  // WebHDFS's own headers: plain application/json, no cache-control (what a NameNode sends)
+  const WEBHDFS_HEADERS = { 'content-type': 'application/json', 'cache-control': null };
+  const sendJson = (res: http.ServerResponse, status: number, body: unknown) => sendJsonWith(res, status, body, WEBHDFS_HEADERS);
 
   const authenticate = (q: Query): string => {
     const user = q.get('user.name') ?? opts.defaultUser;
-    if (user === undefined) throw new WebHdfsError(401, 'java.lang.SecurityException', 'Authentication required: pass user.name (LiveMR uses WebHDFS pseudo-auth)');
+    if (user === undefined) throw new WebHdfsError('HDFS_AUTH', 'Authentication required: pass user.name (LiveMR uses WebHDFS pseudo-auth)');
     if (!USER_RE.test(user)) throw badParam('user.name', user, 'not a valid user name');
     const doas = q.get('doas');
     if (doas !== undefined && doas !== user) throw accessDenied(`Permission denied: user ${user} may not impersonate ${doas} (no proxy users on the LiveMR gateway)`);
@@ -252,17 +251,11 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
     }
     if (opts.extraRoute?.(req, res, url)) return;
     handle(req, res, url).catch((e: unknown) => {
-      const err =
-        e instanceof WebHdfsError ? e : new WebHdfsError(500, 'java.lang.RuntimeException', `LiveMR gateway error: ${(e as Error).message}`);
+      const err = e instanceof WebHdfsError ? e : new WebHdfsError('HDFS_INTERNAL', `LiveMR gateway error: ${(e as Error).message}`);
       if (!(e instanceof WebHdfsError)) log(`${req.method} ${req.url}: ${(e as Error).stack ?? String(e)}`);
-      if (res.headersSent) {
-        res.destroy(); // mid-body: the client sees a short read, never wrong bytes
-        return;
-      }
-      const data = Buffer.from(JSON.stringify(err.body()));
-      if (err.status === 401) res.statusMessage = err.message; // WebHdfsFileSystem reports the status text on 401
-      res.writeHead(err.status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
-      res.end(data);
+      if (err.status === 401 && !res.headersSent) res.statusMessage = err.message; // WebHdfsFileSystem reports the status text on 401
+      // mid-body, sendError cuts the connection: the client sees a short read, never wrong bytes
+      sendError(res, err, () => err.body(), WEBHDFS_HEADERS);
     });
   };
 }

@@ -15,6 +15,8 @@ import { ListFlags, LibvirtSession, type LibvirtClient } from '../libvirt/index.
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { BigLogError, BigLogs, type BigLogSource } from './biglog.js';
+import { LiveMrError } from '../errors/index.js';
+import { badRequest, forbidden, readJson, Router, sendError, sendJson } from '../http/index.js';
 import { VmLink, type VmStatus } from './vm-link.js';
 import { writeFileAtomic } from '../durable/index.js';
 
@@ -27,17 +29,9 @@ export interface AgentStatus {
   vms: VmStatus[];
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => {
-      body += c;
-      if (body.length > limit) { reject(new BigLogError(`body larger than ${limit} bytes`)); req.destroy(); }
-    });
-    req.on('end', () => resolve(body));
-    req.on('error', reject);
-  });
+/** Changes only over the root-only unix socket (no remote address), never over the metrics address. */
+function localOnly(req: IncomingMessage, what: string): void {
+  if (req.socket.remoteAddress !== undefined) throw forbidden(`${what} over the agent socket only`);
 }
 
 export const statusSocketPath = (stateDir: string): string => join(stateDir, 'agent.sock');
@@ -90,7 +84,7 @@ export class HostAgent {
   /** An analytics user asks for vm:path; the guest records it for the file's owner to decide. */
   requestShare(vm: string, path: string) {
     const link = this.links.find((l) => l.cfg.name === vm);
-    if (!link) throw new BigLogError(`unknown VM '${vm}'`);
+    if (!link) throw new BigLogError('HOST_UNKNOWN_VM', `unknown VM '${vm}'`);
     const rec = link.requestShare(path);
     const list = (this.requested[vm] ??= []);
     if (!list.includes(path)) {
@@ -223,52 +217,42 @@ export class HostAgent {
   }
 
   private serveHttp(req: IncomingMessage, res: ServerResponse): void {
-    const json = (code: number, body: unknown) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    try {
-      if (req.url === '/biglogs' && req.method === 'POST') {
-        // changes only over the root-only unix socket, never over the metrics address
-        if (req.socket.remoteAddress !== undefined) return void json(403, { error: 'BigLogs are defined over the agent socket only' });
-        return void readBody(req, 64 * 1024).then((body) => {
-          const b = JSON.parse(body) as { name?: unknown; sources?: unknown };
-          if (typeof b.name !== 'string' || !Array.isArray(b.sources) ||
-            !b.sources.every((x: unknown) => typeof (x as BigLogSource)?.vm === 'string' && typeof (x as BigLogSource)?.path === 'string')) {
-            return json(400, { error: 'body must be {name, sources: [{vm, path}]}' });
-          }
-          this.bigLogs.join(b.name, b.sources as BigLogSource[]);
-          json(200, this.bigLogs.list().find((x) => x.name === b.name));
-        }).catch((e: Error) => json(e instanceof BigLogError || e instanceof SyntaxError || /bad name/.test(e.message) ? 400 : 500, { error: e.message }));
-      }
-      if (req.url === '/biglogs' && req.method === 'GET') return void json(200, this.bigLogs.list());
-      if (req.url === '/shares' && req.method === 'POST') {
-        if (req.socket.remoteAddress !== undefined) return void json(403, { error: 'shares are requested over the agent socket only' });
-        return void readBody(req, 16 * 1024).then((body) => {
-          const b = JSON.parse(body) as { vm?: unknown; path?: unknown };
-          if (typeof b.vm !== 'string' || typeof b.path !== 'string') return json(400, { error: 'body must be {vm, path}' });
-          json(200, this.requestShare(b.vm, b.path));
-        }).catch((e: Error) => json(e instanceof BigLogError || e instanceof SyntaxError || e.name === 'LayoutError' ? 400 : 500, { error: e.message }));
-      }
-      if (req.url === '/events' && req.method === 'GET') {
-        // server-sent events: a full status snapshot on connect and after every change
-        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-        const send = (st: AgentStatus) => res.write(`event: status\ndata: ${JSON.stringify(st)}\n\n`);
-        send(this.status());
-        const off = this.subscribe(send);
-        req.on('close', off);
-        return;
-      }
-      if (req.method !== 'GET') {
-        res.writeHead(405, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'method not allowed' }));
-      } else if (req.url === '/metrics') {
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.renderMetrics());
-      } else if (req.url === '/status') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.status()));
-      } else {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found', paths: ['/status', '/metrics'] }));
-      }
-    } catch (e) {
-      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (e as Error).message }));
-    }
+    const url = new URL(req.url ?? '/', 'http://agent');
+    this.api.dispatch(req, res, url).catch((e: unknown) => {
+      if (!(e instanceof LiveMrError)) this.log.error('request failed', { url: url.pathname, error: e as Error });
+      sendError(res, e);
+    });
   }
+
+  /** The agent's HTTP API (docs/host.md): reads on both listeners, changes on the unix socket only. */
+  private readonly api = new Router()
+    .on('GET', '/status', ({ res }) => sendJson(res, 200, this.status()))
+    .on('GET', '/metrics', ({ res }) => void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.renderMetrics()))
+    .on('GET', '/biglogs', ({ res }) => sendJson(res, 200, this.bigLogs.list()))
+    .on('POST', '/biglogs', async ({ req, res }) => {
+      localOnly(req, 'BigLogs are defined');
+      const b = await readJson(req, 64 * 1024);
+      if (typeof b.name !== 'string' || !Array.isArray(b.sources) ||
+        !b.sources.every((x: unknown) => typeof (x as BigLogSource)?.vm === 'string' && typeof (x as BigLogSource)?.path === 'string')) {
+        throw badRequest('body must be {name, sources: [{vm, path}]}');
+      }
+      this.bigLogs.join(b.name, b.sources as BigLogSource[]);
+      sendJson(res, 200, this.bigLogs.list().find((x) => x.name === b.name));
+    })
+    .on('POST', '/shares', async ({ req, res }) => {
+      localOnly(req, 'shares are requested');
+      const b = await readJson(req, 16 * 1024);
+      if (typeof b.vm !== 'string' || typeof b.path !== 'string') throw badRequest('body must be {vm, path}');
+      sendJson(res, 200, this.requestShare(b.vm, b.path));
+    })
+    .on('GET', '/events', ({ req, res }) => {
+      // server-sent events: a full status snapshot on connect and after every change
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      const send = (st: AgentStatus) => res.write(`event: status\ndata: ${JSON.stringify(st)}\n\n`);
+      send(this.status());
+      const off = this.subscribe(send);
+      req.on('close', off);
+    });
 
   stop(): Promise<void> {
     this.stopping ??= (async () => {

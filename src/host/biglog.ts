@@ -8,6 +8,7 @@
 // zeros (the BigLog is cut back to the first affected chunk and regrown, which invalidates cached
 // pages from there). Definitions and chunk lists persist in <stateDir>/biglogs.json (fsync'd).
 import { existsSync, readFileSync } from 'node:fs';
+import { LiveMrError } from '../errors/index.js';
 import type { CompositionStore, SegmentSpec } from '../fs/index.js';
 import type { Logger } from './log.js';
 import { compositionName } from './naming.js';
@@ -18,8 +19,13 @@ export interface BigLogSource { vm: string; path: string }
 interface Chunk { source: number; from: number; to: number }
 interface BigLogDef { sources: BigLogSource[]; chunks: Chunk[] }
 
-export class BigLogError extends Error {
+type BigLogErrorCode = 'BIGLOG_BAD_SOURCE' | 'BIGLOG_NAME_TAKEN' | 'HOST_UNKNOWN_VM';
+
+export class BigLogError extends LiveMrError {
   override name = 'BigLogError';
+  constructor(override readonly code: BigLogErrorCode, message: string) {
+    super(message);
+  }
 }
 
 export class BigLogs {
@@ -35,11 +41,11 @@ export class BigLogs {
 
   /** Creates the BigLog or adds sources to it; each new source's current content is appended. */
   join(name: string, sources: BigLogSource[]): void {
-    if (this.vmNames.some((vm) => name.startsWith(`${vm}_`))) throw new BigLogError(`names starting with '<vm>_' are reserved for shared files`);
-    if (this.store.get(name) && !this.defs[name]) throw new BigLogError(`${name} exists and is not a BigLog`);
+    if (this.vmNames.some((vm) => name.startsWith(`${vm}_`))) throw new BigLogError('BIGLOG_NAME_TAKEN', `names starting with '<vm>_' are reserved for shared files`);
+    if (this.store.get(name) && !this.defs[name]) throw new BigLogError('BIGLOG_NAME_TAKEN', `${name} exists and is not a BigLog`);
     for (const s of sources) {
-      if (!this.vmNames.includes(s.vm)) throw new BigLogError(`unknown VM '${s.vm}'`);
-      if (!s.path.startsWith('/')) throw new BigLogError(`guest path '${s.path}' must be absolute`);
+      if (!this.vmNames.includes(s.vm)) throw new BigLogError('HOST_UNKNOWN_VM', `unknown VM '${s.vm}'`);
+      if (!s.path.startsWith('/')) throw new BigLogError('BIGLOG_BAD_SOURCE', `guest path '${s.path}' must be absolute`);
     }
     const def = (this.defs[name] ??= { sources: [], chunks: [] });
     if (!this.store.get(name)) this.store.compose(name, []);

@@ -2,6 +2,7 @@
 // keys are errors (a typo must not silently disable something), every error names its JSON path.
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { LiveMrError } from '../errors/index.js';
 import { VM_NAME } from './naming.js';
 
 export interface VmConfig {
@@ -41,8 +42,9 @@ export function vmNameForDomain(domain: string): string {
   return n || 'domain';
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends LiveMrError {
   override name = 'ConfigError';
+  readonly code = 'HOST_CONFIG';
 }
 
 type Json = Record<string, unknown>;

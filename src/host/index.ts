@@ -1,6 +1,6 @@
 // The host agent (docs/host.md): what other folders (cli, panel, hdfs) use of it.
 export { HostAgent, statusSocketPath, type AgentStatus } from './agent.js';
-export { agentRequest, agentStateDir } from './agent-client.js';
+export { AgentRequestError, agentRequest, agentStateDir } from './agent-client.js';
 export { BigLogError, BigLogs, type BigLogSource } from './biglog.js';
 export { ConfigError, loadConfig, parseConfig, type AgentConfig, type VmConfig } from './config.js';
 export { QmpControl, type VmControl, type VmControlSession, type VmEvent } from './control/index.js';

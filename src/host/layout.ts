@@ -14,7 +14,8 @@
 //   unmappable extent (inline, ...)   → refused
 import type { SegmentSpec } from '../fs/index.js';
 import type { ImageMapper } from '../image/index.js';
-import { EXTENT_PENDING, EXTENT_UNMAPPABLE, EXTENT_UNWRITTEN, type Extent } from '../guest/protocol.js';
+import { LiveMrError } from '../errors/index.js';
+import { EXTENT_PENDING, EXTENT_UNMAPPABLE, EXTENT_UNWRITTEN, type Extent } from '../guest/index.js';
 
 export interface FileLayout {
   /** segments for [0, servable) */
@@ -34,8 +35,12 @@ export type PendingRange =
   | { why: 'guest'; at: number; length: number }
   | { why: 'image'; at: number; length: number; start: number };
 
-export class LayoutError extends Error {
+/** Extents that cannot be laid out (HOST_LAYOUT), or a guest path the agent refuses to ask for. */
+export class LayoutError extends LiveMrError {
   override name = 'LayoutError';
+  constructor(message: string, override readonly code: 'HOST_LAYOUT' | 'HOST_BAD_GUEST_PATH' = 'HOST_LAYOUT') {
+    super(message);
+  }
 }
 
 /**

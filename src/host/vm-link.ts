@@ -96,7 +96,7 @@ export class VmLink {
 
   /** Asks the guest to share a file; the owner's consent decides (see shares in status()). */
   requestShare(path: string): ShareRecord {
-    if (!path.startsWith('/') || path.includes('\0') || Buffer.byteLength(path) > 4096) throw new LayoutError(`bad guest path '${path}'`);
+    if (!path.startsWith('/') || path.includes('\0') || Buffer.byteLength(path) > 4096) throw new LayoutError(`bad guest path '${path}'`, 'HOST_BAD_GUEST_PATH');
     const s = this.channel.session;
     const rec = this.shares.record(path, { kind: 'requested' }, s ? 'sent to the guest' : 'will be sent when the guest connects');
     s?.share(path);

@@ -1,6 +1,7 @@
 // Typed errors of the libvirt client. Callers branch on the class or on `code` (stable strings),
 // never on message text. A server-side failure is a LibvirtRpcError carrying libvirt's own
 // virErrorNumber (`virCode`, e.g. 42 = VIR_ERR_NO_DOMAIN) and its symbolic name.
+import { LiveMrError } from '../errors/index.js';
 import { errorCodeName, VIR_ERR } from './protocol.js';
 
 export type LibvirtErrorCode =
@@ -8,9 +9,9 @@ export type LibvirtErrorCode =
   | 'LIBVIRT_DISCONNECTED' | 'LIBVIRT_STATE' | 'LIBVIRT_KEEPALIVE' | 'LIBVIRT_XML' | 'LIBVIRT_URI';
 
 /** Base of every error raised by src/libvirt. */
-export class LibvirtError extends Error {
+export class LibvirtError extends LiveMrError {
   override name = 'LibvirtError';
-  constructor(readonly code: LibvirtErrorCode, message: string, options?: ErrorOptions) {
+  constructor(override readonly code: LibvirtErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
   }
 }

@@ -10,6 +10,7 @@
 // sandbox and the gateway — not the panel's state, tokens, images or the mount. When it ends its
 // process group is killed and its output is moved into the root-owned record directory; the panel
 // then reads only plain files there (no symlink, no hard link) so a job cannot make root read for it.
+import { ERROR_CODES, LiveMrError } from '../errors/index.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -67,11 +68,14 @@ const TAIL_LINES = 200;
 const ID_RE = /^job-[0-9a-z]{6,12}-[0-9a-f]{6}$/;
 const JAR_RE = /^[0-9a-f]{16}$/;
 
-/** A refused job operation; `status` is the HTTP status the panel answers with. */
-export class JobError extends Error {
+/** A refused job operation; its code fixes the HTTP status the panel answers with (src/errors). */
+export class JobError extends LiveMrError {
   override name = 'JobError';
-  constructor(readonly code: 'job-user-root' | 'jobs-unavailable' | 'queue-full' | 'jar-store-full' | 'jar-in-use' | 'no-jar', readonly status: number, message: string) {
+  constructor(override readonly code: 'job-user-root' | 'jobs-unavailable' | 'queue-full' | 'jar-store-full' | 'jar-in-use' | 'no-jar', message: string) {
     super(message);
+  }
+  get status(): number {
+    return ERROR_CODES[this.code].status;
   }
 }
 
@@ -141,7 +145,7 @@ export class JarStore {
   add(id: string, body: Buffer): void {
     if (this.has(id)) return;
     const n = this.list().length;
-    if (n >= this.max) throw new JobError('jar-store-full', 507, `at most ${this.max} jars are stored: delete one first (DELETE /api/v1/jars/{id})`);
+    if (n >= this.max) throw new JobError('jar-store-full', `at most ${this.max} jars are stored: delete one first (DELETE /api/v1/jars/{id})`);
     writeFileAtomic(this.path(id), body, { mode: 0o600 });
   }
 
@@ -166,7 +170,7 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     super();
     const acct = (o.lookup ?? lookupAccount)(o.user);
     if (acct && (acct.uid === 0 || acct.gid === 0)) {
-      throw new JobError('job-user-root', 500, `jobUser '${o.user}' is uid ${acct.uid} / gid ${acct.gid}: jobs never run as root; create an unprivileged account (useradd --system ${o.user === 'root' ? 'livemr' : o.user}) and name it in jobUser`);
+      throw new JobError('job-user-root', `jobUser '${o.user}' is uid ${acct.uid} / gid ${acct.gid}: jobs never run as root; create an unprivileged account (useradd --system ${o.user === 'root' ? 'livemr' : o.user}) and name it in jobUser`);
     }
     if (!acct) this.unavailable = `the job user '${o.user}' does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${o.user}) or set jobUser`;
     else if (process.getuid?.() !== 0 && process.getuid?.() !== acct.uid) this.unavailable = `the panel runs as uid ${process.getuid?.()} and cannot start jobs as '${o.user}' (uid ${acct.uid})`;
@@ -175,7 +179,7 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
     mkdirSync(o.workDir, { recursive: true, mode: 0o711 });
     const w = lstatSync(o.workDir);
-    if (!w.isDirectory() || w.uid !== process.getuid?.()) throw new JobError('jobs-unavailable', 500, `jobWorkDir ${o.workDir} must be a directory owned by the panel's user`);
+    if (!w.isDirectory() || w.uid !== process.getuid?.()) throw new JobError('jobs-unavailable', `jobWorkDir ${o.workDir} must be a directory owned by the panel's user`);
     chmodSync(o.workDir, 0o711);
     for (const id of readdirSync(o.dir)) {
       const f = join(o.dir, id, 'job.json');
@@ -236,10 +240,10 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
   }
 
   submit(spec: JobSpec): JobRecord {
-    if (this.closed) throw new JobError('jobs-unavailable', 503, 'the job runner is stopping');
-    if (!this.account) throw new JobError('jobs-unavailable', 503, this.unavailable ?? 'jobs cannot run here');
+    if (this.closed) throw new JobError('jobs-unavailable', 'the job runner is stopping');
+    if (!this.account) throw new JobError('jobs-unavailable', this.unavailable ?? 'jobs cannot run here');
     const max = this.o.maxQueued ?? 16;
-    if (this.queue.length >= max) throw new JobError('queue-full', 429, `${max} jobs are already queued: wait for one to finish or cancel one`);
+    if (this.queue.length >= max) throw new JobError('queue-full', `${max} jobs are already queued: wait for one to finish or cancel one`);
     const id = `job-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
     const dir = join(this.o.dir, id);
     mkdirSync(dir, { mode: 0o700 });

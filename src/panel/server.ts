@@ -6,14 +6,15 @@ import { mkdirSync, unwatchFile, watchFile } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { LiveMrError } from '../errors/index.js';
 import { BigLogError, createLogger, HostAgent, type Logger } from '../host/index.js';
 import { LocalNamespace, startGateway, storeSource, type Gateway } from '../hdfs/index.js';
+import { badRequest, conflict, HttpError, notFound, onlyKeys, readBody, readJson, Router, sendError, sendJson, type Route } from '../http/index.js';
 import { loginCookie, logoutCookie, newToken, requestToken, tokenMatches, writeTokenFile } from './auth.js';
 import { readCacheView } from './cache-view.js';
 import type { PanelConfig } from './config.js';
-import { ApiError, badRequest, conflict, notFound, onlyKeys, readBody, readJson, sendError, sendJson } from './http.js';
 import { buildInventory, consentState, RateTracker, type Inventory } from './inventory.js';
-import { EXAMPLE_PROGRAMS, JarStore, JobError, JobRunner, type JobSpec } from './jobs.js';
+import { EXAMPLE_PROGRAMS, JarStore, JobRunner, type JobSpec } from './jobs.js';
 import { uiAsset, loginPage } from './ui.js';
 
 export const API = '/api/v1';
@@ -130,10 +131,8 @@ export class Panel {
     res.setHeader('referrer-policy', 'no-referrer');
     const url = new URL(req.url ?? '/', 'http://panel');
     this.route(req, res, url).catch((e: unknown) => {
-      if (e instanceof ApiError) return sendError(res, e);
-      if (e instanceof JobError) return sendError(res, new ApiError(e.status, e.code, e.message));
-      this.log.error('request failed', { url: url.pathname, error: e as Error });
-      sendError(res, new ApiError(500, 'internal', (e as Error).message));
+      if (!(e instanceof LiveMrError)) this.log.error('request failed', { url: url.pathname, error: e as Error });
+      sendError(res, e);
     });
   }
 
@@ -144,73 +143,62 @@ export class Panel {
     if (p === '/login' && m === 'POST') return this.login(req, res);
     const authed = tokenMatches(requestToken(req), this.token);
     if (!p.startsWith(API)) {
-      if (m !== 'GET') throw new ApiError(405, 'method-not-allowed', `${m} ${p} is not allowed`);
+      if (m !== 'GET') throw new HttpError('method-not-allowed', `${m} ${p} is not allowed`);
       if (p === '/logout') return void res.writeHead(303, { location: '/', 'set-cookie': logoutCookie }).end();
       if (!authed) return loginPage(res, 200);
       if (p === '/' || p === '/index.html') return uiAsset(res, 'index.html');
       if (p === '/app.js') return uiAsset(res, 'app.js');
       throw notFound(`no page ${p}`);
     }
-    if (!authed) throw new ApiError(401, 'unauthorized', 'send Authorization: Bearer TOKEN (printed at start, in <stateDir>/panel.token)');
-    const rest = p.slice(API.length) || '/';
-    let seg: string[];
-    try {
-      seg = rest.split('/').slice(1).map((s) => decodeURIComponent(s));
-    } catch {
-      throw badRequest(`bad percent-encoding in ${p}`);
-    }
-    const is = (method: string, ...parts: (string | null)[]) =>
-      m === method && seg.length === parts.length && parts.every((x, i) => x === null || x === seg[i]);
-
-    if (is('GET', '')) return sendJson(res, 200, { version: 1, docs: 'docs/panel.md' });
-    if (is('GET', 'inventory')) return sendJson(res, 200, this.inventory());
-    if (is('GET', 'vms', null)) {
-      const vm = this.inventory().vms.find((v) => v.name === seg[1]);
-      if (!vm) throw notFound(`unknown VM '${seg[1]}'`);
-      return sendJson(res, 200, vm);
-    }
-    if (is('GET', 'shares')) return sendJson(res, 200, this.inventory().vms.flatMap((v) => v.shares));
-    if (is('POST', 'shares')) return this.requestShare(req, res);
-    if (is('GET', 'composed')) return sendJson(res, 200, this.inventory().composed);
-    if (is('GET', 'composed', null)) return this.composedDetail(res, seg[1]!);
-    if (is('POST', 'composed')) return this.compose(req, res);
-    if (is('GET', 'programs')) {
-      return sendJson(res, 200, {
-        examples: EXAMPLE_PROGRAMS, runner: this.cfg.yarn ? `yarn ${this.cfg.yarn}` : 'local', maxJarBytes: this.cfg.maxJarBytes,
-        maxJars: this.cfg.maxJars, jobUser: this.cfg.jobUser, ...(this.jobs.unavailable ? { unavailable: this.jobs.unavailable } : {}),
-      });
-    }
-    if (is('POST', 'jars')) return this.uploadJar(req, res);
-    if (is('GET', 'jars')) return sendJson(res, 200, this.jars.list());
-    if (is('DELETE', 'jars', null)) {
-      const id = seg[1]!;
-      if (this.jobs.jarInUse(id)) throw new ApiError(409, 'jar-in-use', `jar '${id}' is used by a queued or running job`);
-      if (!this.jars.remove(id)) throw notFound(`no uploaded jar '${id}'`);
-      return sendJson(res, 200, { id, deleted: true });
-    }
-    if (is('GET', 'jobs')) return sendJson(res, 200, this.jobs.list());
-    if (is('POST', 'jobs')) return this.submitJob(req, res);
-    if (is('GET', 'jobs', null)) {
-      const j = this.jobs.get(seg[1]!);
-      if (!j) throw notFound(`no job '${seg[1]}'`);
-      return sendJson(res, 200, { ...j, log: this.jobs.logTail(j.id) });
-    }
-    if (is('GET', 'jobs', null, 'output')) {
-      const o = this.jobs.output(seg[1]!);
-      if (!o) throw notFound(`no job '${seg[1]}'`);
-      return sendJson(res, 200, o);
-    }
-    if (is('POST', 'jobs', null, 'cancel')) {
-      const j = this.jobs.cancel(seg[1]!);
-      if (!j) throw notFound(`no job '${seg[1]}'`);
-      return sendJson(res, 200, j);
-    }
-    if (is('GET', 'cache')) return sendJson(res, 200, readCacheView(this.cfg.cacheDecisions));
-    if (is('GET', 'events')) return this.events(req, res);
-    const known = ['inventory', 'vms', 'shares', 'composed', 'programs', 'jars', 'jobs', 'cache', 'events', ''];
-    if (known.includes(seg[0] ?? '')) throw new ApiError(405, 'method-not-allowed', `${m} ${p} is not allowed (see docs/panel.md)`);
-    throw notFound(`no endpoint ${p}`);
+    if (!authed) throw new HttpError('unauthorized', 'send Authorization: Bearer TOKEN (printed at start, in <stateDir>/panel.token)');
+    return this.api.dispatch(req, res, url);
   }
+
+  /** The REST API (docs/panel.md); a path with another method is 405, no path 404. */
+  private readonly api = new Router(API)
+    .on('GET', '/', ({ res }) => sendJson(res, 200, { version: 1, docs: 'docs/panel.md' }))
+    .on('GET', '/inventory', ({ res }) => sendJson(res, 200, this.inventory()))
+    .on('GET', '/vms/:name', ({ res, params }) => {
+      const vm = this.inventory().vms.find((v) => v.name === params.name);
+      if (!vm) throw notFound(`unknown VM '${params.name}'`);
+      sendJson(res, 200, vm);
+    })
+    .on('GET', '/shares', ({ res }) => sendJson(res, 200, this.inventory().vms.flatMap((v) => v.shares)))
+    .on('POST', '/shares', (r) => this.requestShare(r))
+    .on('GET', '/composed', ({ res }) => sendJson(res, 200, this.inventory().composed))
+    .on('GET', '/composed/:name', ({ res, params }) => this.composedDetail(res, params.name!))
+    .on('POST', '/composed', (r) => this.compose(r))
+    .on('GET', '/programs', ({ res }) => sendJson(res, 200, {
+      examples: EXAMPLE_PROGRAMS, runner: this.cfg.yarn ? `yarn ${this.cfg.yarn}` : 'local', maxJarBytes: this.cfg.maxJarBytes,
+      maxJars: this.cfg.maxJars, jobUser: this.cfg.jobUser, ...(this.jobs.unavailable ? { unavailable: this.jobs.unavailable } : {}),
+    }))
+    .on('POST', '/jars', (r) => this.uploadJar(r))
+    .on('GET', '/jars', ({ res }) => sendJson(res, 200, this.jars.list()))
+    .on('DELETE', '/jars/:id', ({ res, params }) => {
+      const id = params.id!;
+      if (this.jobs.jarInUse(id)) throw new HttpError('jar-in-use', `jar '${id}' is used by a queued or running job`);
+      if (!this.jars.remove(id)) throw notFound(`no uploaded jar '${id}'`);
+      sendJson(res, 200, { id, deleted: true });
+    })
+    .on('GET', '/jobs', ({ res }) => sendJson(res, 200, this.jobs.list()))
+    .on('POST', '/jobs', (r) => this.submitJob(r))
+    .on('GET', '/jobs/:id', ({ res, params }) => {
+      const j = this.jobs.get(params.id!);
+      if (!j) throw notFound(`no job '${params.id}'`);
+      sendJson(res, 200, { ...j, log: this.jobs.logTail(j.id) });
+    })
+    .on('GET', '/jobs/:id/output', ({ res, params }) => {
+      const o = this.jobs.output(params.id!);
+      if (!o) throw notFound(`no job '${params.id}'`);
+      sendJson(res, 200, o);
+    })
+    .on('POST', '/jobs/:id/cancel', ({ res, params }) => {
+      const j = this.jobs.cancel(params.id!);
+      if (!j) throw notFound(`no job '${params.id}'`);
+      sendJson(res, 200, j);
+    })
+    .on('GET', '/cache', ({ res }) => sendJson(res, 200, readCacheView(this.cfg.cacheDecisions)))
+    .on('GET', '/events', ({ req, res }) => this.events(req, res));
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req, 4096);
@@ -225,7 +213,7 @@ export class Panel {
     return vm;
   }
 
-  private async requestShare(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async requestShare({ req, res }: Route): Promise<void> {
     const b = await readJson(req, 16 * 1024);
     onlyKeys(b, ['vm', 'path']);
     const vm = this.vmOrThrow(b.vm);
@@ -242,7 +230,7 @@ export class Panel {
     sendJson(res, 200, { ...c, segmentList: segs.slice(0, 1000), segmentListTruncated: segs.length > 1000 });
   }
 
-  private async compose(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async compose({ req, res }: Route): Promise<void> {
     const b = await readJson(req, 64 * 1024);
     onlyKeys(b, ['name', 'sources']);
     if (typeof b.name !== 'string' || !NAME_RE.test(b.name)) throw badRequest('name must be 1-100 of [A-Za-z0-9._-], starting with a letter or digit');
@@ -272,9 +260,9 @@ export class Panel {
     sendJson(res, existing ? 200 : 201, this.inventory().composed.find((c) => c.name === b.name));
   }
 
-  private async uploadJar(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async uploadJar({ req, res }: Route): Promise<void> {
     const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim();
-    if (type !== 'application/java-archive') throw new ApiError(415, 'unsupported-media-type', 'upload the jar as application/java-archive');
+    if (type !== 'application/java-archive') throw new HttpError('unsupported-media-type', 'upload the jar as application/java-archive');
     const body = await readBody(req, this.cfg.maxJarBytes);
     if (body.length < 22 || body.readUInt32LE(0) !== 0x04034b50) throw badRequest('not a jar (zip) file');
     const sha = createHash('sha256').update(body).digest('hex');
@@ -283,7 +271,7 @@ export class Panel {
     sendJson(res, 201, { id, size: body.length, sha256: sha });
   }
 
-  private async submitJob(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async submitJob({ req, res }: Route): Promise<void> {
     const b = await readJson(req, 64 * 1024);
     onlyKeys(b, ['program', 'inputs', 'args', 'jar']);
     const program = b.program;
@@ -316,7 +304,7 @@ export class Panel {
   }
 
   private events(req: IncomingMessage, res: ServerResponse): void {
-    if (this.sse.size >= MAX_SSE_CLIENTS) throw new ApiError(503, 'too-many-streams', 'too many event streams open');
+    if (this.sse.size >= MAX_SSE_CLIENTS) throw new HttpError('too-many-streams', 'too many event streams open');
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
     const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     send('inventory', this.inventory());

@@ -9,7 +9,7 @@ import { ConfigError } from '../../../src/host/config.js';
 import { tokenMatches, writeTokenFile, requestToken, newToken } from '../../../src/panel/auth.js';
 import { readCacheView } from '../../../src/panel/cache-view.js';
 import { parsePanelConfig } from '../../../src/panel/config.js';
-import { ApiError, readBody } from '../../../src/panel/http.js';
+import { HttpError, readBody } from '../../../src/http/index.js';
 import { consentState, RateTracker } from '../../../src/panel/inventory.js';
 import { checkGuestPath } from '../../../src/panel/server.js';
 
@@ -28,9 +28,9 @@ describe('checkGuestPath', () => {
     ['/a//b', /normalized/], ['/a/', /normalized/], ['/a\0b', /NUL/], ['/a\nb', /newlines/], ['', /non-empty/], [`/${'x'.repeat(5000)}`, /too long/],
   ])('refuses %j', (p, msg) => {
     expect(() => checkGuestPath(p)).toThrow(msg);
-    try { checkGuestPath(p); } catch (e) { expect((e as ApiError).status).toBe(400); }
+    try { checkGuestPath(p); } catch (e) { expect((e as HttpError).status).toBe(400); }
   });
-  it('refuses non-strings', () => expect(() => checkGuestPath(42)).toThrow(ApiError));
+  it('refuses non-strings', () => expect(() => checkGuestPath(42)).toThrow(HttpError));
 });
 
 describe('consentState', () => {
@@ -141,7 +141,7 @@ describe('readCacheView', () => {
 describe('readBody', () => {
   it('refuses a body over the limit with 413, without buffering it', async () => {
     const server = createServer((req, res) => {
-      readBody(req, 1000).then((b) => res.end(`ok ${b.length}`), (e: ApiError) => res.writeHead(e.status).end(e.code));
+      readBody(req, 1000).then((b) => res.end(`ok ${b.length}`), (e: HttpError) => res.writeHead(e.status).end(e.code));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;

@@ -25,7 +25,8 @@ describe('connecting', () => {
   it('a missing socket is a ConnectError with the errno code', async () => {
     const e = await QmpClient.connect(tmpSock()).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ConnectError);
-    expect((e as ConnectError).code).toBe('ENOENT');
+    expect((e as ConnectError).errno).toBe('ENOENT');
+    expect((e as ConnectError).code).toBe('QMP_CONNECT');
   });
 
   it('connectWithBackoff waits for a server that appears later', async () => {
