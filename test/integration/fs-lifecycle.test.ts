@@ -75,6 +75,33 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
+const SLOWFS_SRC = path.join(ROOT, 'test/fixtures/slowfs/slowfs.c');
+
+/** A FUSE file whose reads take `delayMs` (test/fixtures/slowfs), backed by a plain file. */
+async function slowSource(name: string, content: Buffer, delayMs: number) {
+  const bin = path.join(tmp, 'slowfs');
+  if (!fs.existsSync(bin)) {
+    const flags = execFileSync('pkg-config', ['--cflags', '--libs', 'fuse3'], { encoding: 'utf8' }).trim().split(/\s+/);
+    execFileSync('cc', ['-O2', '-o', bin, SLOWFS_SRC, ...flags]);
+  }
+  const backing = path.join(tmp, `${name}.backing`);
+  fs.writeFileSync(backing, content);
+  const mp = newMountpoint(`${name}.slow`);
+  const child = spawn(bin, [backing, String(delayMs), mp], { stdio: 'ignore' });
+  children.push(child);
+  const file = path.join(mp, 'data');
+  for (let i = 0; i < 100 && !fs.existsSync(file); i++) await sleep(50);
+  if (!fs.existsSync(file)) throw new Error('slowfs did not mount');
+  return {
+    file,
+    backing,
+    async stop() {
+      unmountQuietly(mp);
+      if (!(await exited(child, 5000))) child.kill('SIGKILL');
+    },
+  };
+}
+
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-fslife-'));
   fs.chmodSync(tmp, 0o755); // the permission tests run readers as another user
@@ -152,19 +179,78 @@ describe('in-process mount (ComposedMount API)', () => {
     }
   });
 
-  it('files appear and disappear live; an open file keeps reading after decompose', () => {
-    store.compose('live', [{ file: img, offset: 0, length: 4096 }]);
+  it('files appear and disappear live; an open file stops at decompose: EIO, even for pages it had read', () => {
+    // its own copy of the bytes, so that the guest reusing the blocks can be played
+    const reuse = path.join(tmp, 'reuse.img');
+    fs.copyFileSync(img, reuse);
+    store.compose('live', [{ file: reuse, offset: 0, length: 65536 }]);
     expect(fs.readdirSync(mnt)).toContain('livemr_live');
     const fd = fs.openSync(path.join(mnt, 'livemr_live'), 'r');
     try {
+      const b = Buffer.alloc(65536);
+      expect(fs.readSync(fd, b, 0, 65536, 0)).toBe(65536); // now in the page cache
+      expect(b.equals(fs.readFileSync(img).subarray(0, 65536))).toBe(true);
       store.remove('live');
+      fs.writeFileSync(reuse, Buffer.alloc(65536, 's')); // the guest gives the blocks to other data
       expect(fs.readdirSync(mnt)).not.toContain('livemr_live');
       expect(errno(() => fs.statSync(path.join(mnt, 'livemr_live')))).toBe('ENOENT');
-      const b = Buffer.alloc(4096);
-      expect(fs.readSync(fd, b, 0, 4096, 0)).toBe(4096);
-      expect(b.equals(fs.readFileSync(img).subarray(0, 4096))).toBe(true);
+      expect(errno(() => fs.readSync(fd, b, 0, 4096, 0))).toBe('EIO');
+      expect(errno(() => fs.readSync(fd, b, 0, 4096, 32768))).toBe('EIO');
     } finally {
       fs.closeSync(fd);
+    }
+  });
+
+  it('an open file stops at a shrink: end of file past the new size, even for pages it had read', () => {
+    const reuse = path.join(tmp, 'reuse-shrink.img');
+    fs.copyFileSync(img, reuse);
+    store.compose('shrink', [{ file: reuse, offset: 0, length: 65536 }]);
+    const fd = fs.openSync(path.join(mnt, 'livemr_shrink'), 'r');
+    try {
+      const b = Buffer.alloc(65536);
+      expect(fs.readSync(fd, b, 0, 65536, 0)).toBe(65536);
+      store.truncate('shrink', 4096);
+      const fw = fs.openSync(reuse, 'r+');
+      fs.writeSync(fw, Buffer.alloc(65536 - 4096, 's'), 0, 65536 - 4096, 4096);
+      fs.closeSync(fw);
+      expect(fs.readSync(fd, b, 0, 4096, 8192)).toBe(0);
+      expect(fs.readSync(fd, b, 0, 65536, 0)).toBe(4096);
+      expect(b.subarray(0, 4096).equals(fs.readFileSync(img).subarray(0, 4096))).toBe(true);
+    } finally {
+      fs.closeSync(fd);
+      store.remove('shrink');
+    }
+  });
+
+  it.each([
+    ['shrink', (n: string) => void store.truncate(n, 0)],
+    ['removal', (n: string) => void store.remove(n)],
+  ])('a read in flight across a %s never returns the blocks\' new contents', async (what, revoke) => {
+    // the source is a file whose reads take 300 ms (test/fixtures/slowfs): a read is still in
+    // flight when the file is cut; it must be answered with the bytes it began on, before the cut
+    // returns, never with what the guest wrote to the reused blocks after it
+    const slow = await slowSource(`race-${what}`, Buffer.alloc(1 << 20, 'g'), 300);
+    const name = `race-${what}`;
+    store.compose(name, [{ file: slow.file, offset: 0, length: 1 << 20 }], { directIo: true });
+    const fh = await fs.promises.open(path.join(mnt, `livemr_${name}`), 'r');
+    try {
+      const read = fh.read(Buffer.alloc(65536), 0, 65536, 0).then(
+        (r) => r.buffer.subarray(0, r.bytesRead),
+        (e: NodeJS.ErrnoException) => e.code ?? 'error',
+      );
+      await sleep(100); // the read waits in the source
+      const t0 = Date.now();
+      revoke(name);
+      const waited = Date.now() - t0;
+      fs.writeFileSync(slow.backing, Buffer.alloc(1 << 20, 's')); // the guest reuses the blocks
+      const got = await read;
+      if (typeof got !== 'string') expect(got.includes('s')).toBe(false);
+      expect(waited).toBeGreaterThan(100); // the cut waited for the read in flight
+      expect(errno(() => fs.readSync(fh.fd, Buffer.alloc(10), 0, 10, 0)) ?? 'EOF').toBe(what === 'shrink' ? 'EOF' : 'EIO');
+    } finally {
+      await fh.close();
+      if (store.get(name)) store.remove(name);
+      await slow.stop();
     }
   });
 

@@ -3,7 +3,9 @@
 // JS owns the model (names, segment lists, persistence) and hands this addon immutable tables; the
 // addon serves every FUSE request on its own threads, so a busy or blocked event loop never stalls a
 // reader. A table swap is a pointer swap under a per-file mutex; in-flight reads keep the version they
-// started with (reference counted). Protocol and layout: docs/fs.md.
+// started with (reference counted), except across a shrink or a removal: those wait for the reads in
+// flight, so that once applied no read returns bytes of the removed range (the guest may already
+// have reused its blocks). Protocol and layout: docs/fs.md.
 
 #define FUSE_USE_VERSION 312
 #define _GNU_SOURCE
@@ -86,6 +88,7 @@ typedef struct version {
   char *sources_json;  // value of user.livemr.sources
   struct timespec mtime;
   int direct_io;
+  int gone;      // the file was removed: reads through handles still open fail with EIO
   size_t bytes;  // memory held by this table (for the benchmark's per-segment figure)
 } version_t;
 
@@ -131,13 +134,38 @@ typedef struct slot {
   char name[MAX_NAME + 1];
   pthread_mutex_t mu;
   version_t *cur;  // guarded by mu
+  // held shared by every read from its lookup to its reply, exclusively by a swap that shrinks or
+  // removes the file (writer-preferring: a stream of reads cannot starve a removal)
+  pthread_rwlock_t rw;
 } slot_t;
+
+static void slot_init_locks(slot_t *s) {
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_rwlockattr_t a;
+  pthread_rwlockattr_init(&a);
+  pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&s->rw, &a);
+  pthread_rwlockattr_destroy(&a);
+}
 
 static void slot_unref(slot_t *s) {
   if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
   version_unref(s->cur);
   pthread_mutex_destroy(&s->mu);
+  pthread_rwlock_destroy(&s->rw);
   free(s);
+}
+
+// Installs v as the slot's version and drops the old one. A shrink or removal (`exclusive`) first
+// waits for the reads in flight, so none of them replies with the old table's bytes afterwards.
+static void slot_swap(slot_t *s, version_t *v, int exclusive) {
+  if (exclusive) pthread_rwlock_wrlock(&s->rw);
+  pthread_mutex_lock(&s->mu);
+  version_t *old = s->cur;
+  s->cur = v;
+  pthread_mutex_unlock(&s->mu);
+  if (exclusive) pthread_rwlock_unlock(&s->rw);
+  version_unref(old);
 }
 
 static version_t *slot_version(slot_t *s) {
@@ -387,10 +415,20 @@ static int reply_spliced(fuse_req_t req, const version_t *v, size_t size, uint64
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   (void)ino;
   fsmount_t *fs = fs_of(req);
-  version_t *v = slot_version((slot_t *)(uintptr_t)fi->fh);
+  slot_t *s = (slot_t *)(uintptr_t)fi->fh;
+  pthread_rwlock_rdlock(&s->rw);  // until the reply is written (see slot_swap)
+  version_t *v = slot_version(s);
   __atomic_add_fetch(&fs->reads, 1, __ATOMIC_RELAXED);
+  if (v->gone) {
+    version_unref(v);
+    pthread_rwlock_unlock(&s->rw);
+    __atomic_add_fetch(&fs->read_errors, 1, __ATOMIC_RELAXED);
+    fuse_reply_err(req, EIO);
+    return;
+  }
   if (off < 0 || (uint64_t)off >= v->size || size == 0) {
     version_unref(v);
+    pthread_rwlock_unlock(&s->rw);
     fuse_reply_buf(req, NULL, 0);
     return;
   }
@@ -405,6 +443,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     else fuse_reply_buf(req, buf, size);
   }
   version_unref(v);
+  pthread_rwlock_unlock(&s->rw);
   if (err) __atomic_add_fetch(&fs->read_errors, 1, __ATOMIC_RELAXED);
   else __atomic_add_fetch(&fs->read_bytes, size, __ATOMIC_RELAXED);
 }
@@ -874,10 +913,9 @@ static napi_value js_set_file(napi_env env, napi_callback_info info) {
   uint64_t ino;
   if (s) {
     pthread_mutex_lock(&s->mu);
-    version_t *old = s->cur;
-    s->cur = v;
-    pthread_mutex_unlock(&s->mu);
-    version_unref(old);
+    int shrinks = v->size < s->cur->size;
+    pthread_mutex_unlock(&s->mu);  // only this (JS) thread swaps, so cur cannot change meanwhile
+    slot_swap(s, v, shrinks);
     ino = s->ino;
     slot_unref(s);
     notify(fs, ino, (int64_t)inval_from, NULL);
@@ -887,7 +925,7 @@ static napi_value js_set_file(napi_env env, napi_callback_info info) {
     memcpy(s->name, name, len + 1);
     s->refs = 1;
     s->cur = v;
-    pthread_mutex_init(&s->mu, NULL);
+    slot_init_locks(s);
     pthread_rwlock_wrlock(&fs->dir_lock);
     if (fs->nslots == fs->cap) {
       size_t cap = fs->cap ? fs->cap * 2 : 16;
@@ -932,8 +970,27 @@ static napi_value js_remove_file(napi_env env, napi_callback_info info) {
   if (s) clock_gettime(CLOCK_REALTIME, &fs->dir_mtime);
   pthread_rwlock_unlock(&fs->dir_lock);
   if (s) {
+    // handles still open read EIO from now on: their slot gets an empty version marked gone
+    version_t *gone = calloc(1, sizeof *gone);
+    if (gone) gone->coff = calloc(1, sizeof *gone->coff);
+    if (gone) gone->sources_json = strdup("[]");
+    if (gone && gone->coff && gone->sources_json) {
+      gone->refs = 1;
+      gone->gone = 1;
+      slot_swap(s, gone, 1);
+    } else {
+      // out of memory: cut the old table to nothing in place instead, under the same exclusion
+      version_unref(gone);
+      pthread_rwlock_wrlock(&s->rw);
+      pthread_mutex_lock(&s->mu);
+      s->cur->size = 0;
+      s->cur->gone = 1;
+      pthread_mutex_unlock(&s->mu);
+      pthread_rwlock_unlock(&s->rw);
+    }
+    notify(fs, s->ino, 0, NULL);  // drop the kernel's cached pages and size of the open inode
     notify(fs, s->ino, -1, name);
-    slot_unref(s);  // open handles keep reading the last version
+    slot_unref(s);
   }
   napi_value out;
   napi_get_boolean(env, s != NULL, &out);
