@@ -14,7 +14,11 @@ process.stdout.write(`consistency soak: ${minutes} min, seed ${seed}\n`);
 // SIGINT/SIGTERM end the soak early through its cleanup (guest, agent, mount, readers)
 const stop = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => stop.abort(new Error(`stopped by ${sig}`)));
-const r = await runConsistency({ durationMs: minutes * 60_000, seed, readerPauseMs: 5, name: 'cons-soak', signal: stop.signal, log: (l) => process.stdout.write(`${l}\n`) });
+const r = await runConsistency({ durationMs: minutes * 60_000, seed, readerPauseMs: 5, name: 'cons-soak', signal: stop.signal, log: (l) => process.stdout.write(`${l}\n`) }).catch((e: Error) => {
+  if (!stop.signal.aborted) throw e;
+  process.stdout.write(`consistency soak: ${e.message}, cleaned up\n`);
+  process.exit(130);
+});
 process.stdout.write(`${formatReport(r.report)}\n`);
 // every piece of evidence kept (formatReport prints the first 10), one JSON line each, for diagnosis
 for (const v of r.report.evidence.slice(10)) process.stdout.write(`  evidence ${JSON.stringify(v)}\n`);

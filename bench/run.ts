@@ -1,6 +1,6 @@
 // `npm run bench [-- NAME [ARGS...]...]`: runs the named benchmarks (bench/NAME.ts), or lists them. Each
 // benchmark prints its own table with ratios against a baseline measured in the same run.
-import { spawnSync } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,9 @@ for (const w of wanted) {
   else runs[runs.length - 1]!.args.push(w);
 }
 let failed = 0;
+// SIGINT/SIGTERM go to the running benchmark, which cleans up what it started (guests, mounts)
+let child: ChildProcess | undefined;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { child?.kill(sig); });
 for (const { name, args } of runs) {
   if (!all.includes(name)) {
     process.stderr.write(`unknown benchmark '${name}'\n`);
@@ -27,7 +30,9 @@ for (const { name, args } of runs) {
     continue;
   }
   process.stdout.write(`\n=== ${name}${args.length ? ` ${args.join(' ')}` : ''} ===\n`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`), ...args], { stdio: 'inherit' });
-  if (r.status !== 0) failed++;
+  child = spawn(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`), ...args], { stdio: 'inherit' });
+  const code = await new Promise<number | null>((resolve) => child!.on('exit', (c) => resolve(c)));
+  child = undefined;
+  if (code !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);

@@ -23,6 +23,8 @@ export interface ReadersOptions {
   /** pause between reads of one reader (ms) */
   pauseMs: number;
   record(r: ReadRecord): void;
+  /** true while the checker is behind: the in-process readers wait (their reads stay in memory until checked) */
+  busy?: () => boolean;
 }
 
 export interface Readers {
@@ -109,6 +111,10 @@ export function startReaders(o: ReadersOptions): Readers {
         }
         marks.set(reader, Math.max(marks.get(reader)!, hostNow() - 1)); // nothing in flight now
         await sleep(rng.next() * 2 * o.pauseMs);
+        while (o.busy?.() && !stopping) {
+          await sleep(50);
+          marks.set(reader, Math.max(marks.get(reader)!, hostNow() - 1)); // waiting: nothing in flight
+        }
       }
     })());
   };

@@ -139,6 +139,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
       mount: cfg.mountpoint, vm: VM, gateway: gw.url.replace(/\/+$/, ''), seed, pauseMs: o.readerPauseMs ?? 20,
       tailPaths: dirs.map((d) => `${d.dir}/app.log`),
       record: (r) => checker.addRead(r),
+      busy: () => checker.backlog > 400,
     });
 
     // follow the guest's log; check what it covers
@@ -172,7 +173,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
         lastSample = hostNow();
       }
       await fetchLog();
-      checker.drain(readers.lowWater());
+      await checker.drainYielding(readers.lowWater());
       // each violation as it is found, with what the agent logged about that file: the soak's diagnosis
       for (const v of checker.report.evidence.slice(printed)) {
         const name = compositionName(VM, v.path);
@@ -198,7 +199,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
     readers = undefined;
     return { report, clock: samples, readers: stats, guestOps: report.ops, wallMs: Date.now() - t0 };
   } catch (e) {
-    if (agentLogs.length) log(agentLogs.slice(-30).join('\n'));
+    if (agentLogs.length && !o.signal?.aborted) log(agentLogs.slice(-30).join('\n'));
     throw e;
   } finally {
     await readers?.stop().catch(() => {});
