@@ -220,6 +220,8 @@ export interface StoreDamage {
 
 export class CompositionStore extends EventEmitter<StoreEvents> {
   private readonly files = new Map<string, Composition>();
+  /** withheld in memory while the journal still names them (withhold); their removal is owed */
+  private readonly unjournaled = new Set<string>();
   private closed = false;
   /** set when the journal was found damaged at open (see open) */
   damage?: StoreDamage;
@@ -348,17 +350,46 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
     if (from < c.segments.size) this.emit('change', name, c, from);
   }
 
-  /** Removes livemr_NAME (the paper's fsmapdelete). False when there was no such file. */
+  /**
+   * Removes livemr_NAME (the paper's fsmapdelete). False when there was no such file. For a file
+   * withheld (withhold()), journals the removal it owes.
+   */
   remove(name: string): boolean {
     this.open_();
     checkName(name);
-    if (!this.files.has(name)) return false;
     const op: Op = { op: 'remove', name };
+    if (!this.files.has(name)) {
+      if (!this.unjournaled.has(name)) return false;
+      this.journal.append(encode(op));
+      this.unjournaled.delete(name);
+      return true;
+    }
     this.journal.append(encode(op));
     this.apply(op, Buffer.alloc(0));
     this.emit('remove', name);
     this.maybeCompact();
     return true;
+  }
+
+  /**
+   * Stops serving livemr_NAME at once, in memory only: for a shrink or removal that could not be
+   * journaled (a full state file system), so that the failure never leaves removed bytes served.
+   * The journal still names the file: its removal is owed and is journaled before any later record
+   * of the name (remove(), compose()), or dropped by a compaction. A restart before that brings the
+   * journaled file back, withheld by the agent until its guest confirms it (docs/security.md).
+   */
+  withhold(name: string): boolean {
+    this.open_();
+    if (!this.files.has(name)) return false;
+    this.apply({ op: 'remove', name }, Buffer.alloc(0));
+    this.unjournaled.add(name);
+    this.emit('remove', name);
+    return true;
+  }
+
+  /** Names withheld whose removal is not journaled yet. */
+  owedRemovals(): string[] {
+    return [...this.unjournaled];
   }
 
   close(): void {
@@ -371,6 +402,11 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
   private commit(op: Op & { name: string }, record: Buffer): CompositionInfo {
     const before = this.files.get(op.name);
     const oldSize = before?.segments.size ?? -1;
+    // a withheld name starts afresh: its owed removal first, or replay would extend the old file
+    if (this.unjournaled.has(op.name)) {
+      this.journal.append(encode({ op: 'remove', name: op.name }));
+      this.unjournaled.delete(op.name);
+    }
     this.journal.append(record);
     const { segs } = decode(record);
     this.apply(op, segs);
@@ -410,6 +446,7 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
       }
     }
     journal.rewrite(records());
+    this.unjournaled.clear(); // the rewritten journal does not name them any more
   }
 
   private must(name: string): Composition {

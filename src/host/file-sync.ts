@@ -3,14 +3,14 @@
 // chain; each round re-reads the disks' metadata once, then lays out and publishes every queued
 // file on its own (apply() is the one place a file's outcome is decided). Files with a pending tail
 // are retried after asking the guest to flush, backing off 100 ms → 5 s.
-import type { CompositionStore } from '../fs/index.js';
+import { FsError, type CompositionStore } from '../fs/index.js';
 import type { GuestFile } from '../guest/index.js';
 import type { ImageMapper } from '../image/index.js';
-import { layoutFile, LayoutError } from './layout.js';
+import { layoutFile, LayoutError, type FileLayout } from './layout.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { compositionName, unescapePath } from './naming.js';
-import { publish } from './publish.js';
+import { publish, servedStillValid } from './publish.js';
 
 export interface SharedFileStatus {
   fileId: number;
@@ -22,6 +22,8 @@ export interface SharedFileStatus {
   pendingRanges: number;
   pendingSinceMs?: number;
   refused?: string;
+  /** the last update could not be stored (e.g. a full state file system); retried */
+  storeError?: string;
   lastUpdateMs: number;
 }
 
@@ -65,6 +67,10 @@ export class FileSync {
   private retryTimer?: NodeJS.Timeout;
   private retryDelay = 100;
   private stale = new Set<string>();
+  /** updates the store could not take (journal errors): retried, backing off 100 ms → 5 s */
+  private storeRetry = new Map<number, GuestFile>();
+  private storeRetryTimer?: NodeJS.Timeout;
+  private storeRetryDelay = 100;
   /** how long the last round took (ms) */
   lastApplyLatency = 0;
 
@@ -134,6 +140,7 @@ export class FileSync {
   /** Stops retrying and waits for the running round (the VM's connection is gone). */
   async idle(): Promise<void> {
     clearTimeout(this.retryTimer);
+    clearTimeout(this.storeRetryTimer);
     await this.working.catch(() => {});
   }
 
@@ -179,7 +186,15 @@ export class FileSync {
     // current, so drop every cached header/L1/L2 before translating
     await this.o.disks.invalidate(new Set(batch.map((f) => f.disk)));
     let pending = false;
-    for (const f of batch) pending = (await this.apply(f)) || pending;
+    // each file on its own: one file's failure must not drop the others' truncates and removals
+    for (const f of batch) {
+      try {
+        pending = (await this.apply(f)) || pending;
+      } catch (e) {
+        this.o.log.error('file update failed', { path: f.path, error: e as Error });
+        this.o.onError?.(e as Error);
+      }
+    }
     this.lastApplyLatency = Date.now() - t0;
     this.o.onStatus?.();
     this.o.metrics.set('livemr_apply_latency_ms', 'time to apply the last batch of guest updates', { vm: this.o.vm }, this.lastApplyLatency);
@@ -216,16 +231,27 @@ export class FileSync {
     try {
       if (!mapper) throw new LayoutError(`the guest named disk serial '${f.disk}', which this VM does not have`);
       const layout = await layoutFile(f.size, f.extents, mapper);
-      result = publish(store, name, f.size, layout, f.changedFrom);
-      status.refused = layout.refused;
-      status.pendingRanges = layout.pending.length;
+      try {
+        result = publish(store, name, f.size, layout, f.changedFrom);
+        status.refused = layout.refused;
+      } catch (e) {
+        if (!(e instanceof FsError)) throw e;
+        if (this.storeFailed(f, status, layout, e) === 'retry') return false;
+        result = 'refused' as const; // storeFailed said why in status.refused
+      }
+      delete status.storeError;
+      this.storeRetry.delete(f.fileId);
+      status.pendingRanges = result === 'refused' ? 0 : layout.pending.length;
       if (layout.pending.length) status.pendingSinceMs ??= Date.now();
       else delete status.pendingSinceMs;
     } catch (e) {
       if (!(e instanceof LayoutError)) throw e;
       // a guest that names bytes outside its disks gets nothing served for that file
       status.refused = e.message;
-      if (store.get(name)) store.remove(name);
+      if (store.get(name) && !this.tryRemove(name)) {
+        store.withhold(name);
+        this.scheduleStoreRetry();
+      }
       this.owners.delete(name);
       result = 'refused';
       this.o.metrics.inc('livemr_refused_updates_total', 'guest updates refused', { vm });
@@ -242,6 +268,69 @@ export class FileSync {
       this.o.log.info('shared file updated', { file: name, path: f.path, result, guestSize: f.size, served: status.servedSize, pending: status.pendingRanges, ...(status.refused ? { refused: status.refused } : {}) });
     }
     return status.pendingRanges > 0;
+  }
+
+  /**
+   * The store refused a file's update. A journal error (a full state file system) is retried; if
+   * what is served meanwhile would be wrong (the file shrank or moved), it is withheld in memory at
+   * once. Any other store error (a guest path too long for a composition name, a size beyond the
+   * store's range) refuses the file: nothing is served for it.
+   */
+  private storeFailed(f: GuestFile, status: SharedFileStatus, layout: FileLayout, e: FsError): 'retry' | 'refused' {
+    const { store } = this.o;
+    const name = status.name;
+    if (e.code !== 'EJOURNAL') {
+      status.refused = `cannot store this file: ${e.message}`;
+      if (store.get(name) && !this.tryRemove(name)) {
+        store.withhold(name);
+        this.scheduleStoreRetry();
+      }
+      this.owners.delete(name);
+      this.o.metrics.inc('livemr_refused_updates_total', 'guest updates refused', { vm: this.o.vm });
+      return 'refused';
+    }
+    if (!servedStillValid(store, name, f.size, layout) && store.withhold(name)) {
+      this.o.log.warn('shared file withheld: its shrink could not be journaled', { file: name, error: e.message });
+      this.o.onChange?.(this.o.vm, f.path, 0, 'removed');
+    }
+    status.storeError = e.message;
+    status.servedSize = store.get(name)?.segments.size ?? 0;
+    this.o.log.error('cannot store a file update; retrying', { file: name, error: e.message });
+    this.storeRetry.set(f.fileId, f);
+    this.scheduleStoreRetry();
+    return 'retry';
+  }
+
+  /** Retries what the store refused: queued file updates, and removals owed to the journal. */
+  private scheduleStoreRetry(): void {
+    if (this.storeRetryTimer) return;
+    this.storeRetryTimer = setTimeout(() => {
+      this.storeRetryTimer = undefined;
+      this.run(async () => {
+        for (const name of this.o.store.owedRemovals()) this.tryRemove(name);
+        for (const [id, f] of this.storeRetry) if (!this.queue.has(id) && this.files.has(id)) this.queue.set(id, f);
+        this.storeRetry.clear();
+        await this.processQueue();
+        if (this.storeRetry.size || this.o.store.owedRemovals().length) {
+          this.storeRetryDelay = Math.min(this.storeRetryDelay * 2, 5000);
+          this.scheduleStoreRetry();
+        } else {
+          this.storeRetryDelay = 100;
+        }
+      });
+    }, this.storeRetryDelay);
+  }
+
+  /** store.remove, false when the journal refused it. */
+  private tryRemove(name: string): boolean {
+    try {
+      this.o.store.remove(name);
+      return true;
+    } catch (e) {
+      if (!(e instanceof FsError)) throw e;
+      this.o.log.error('cannot journal a removal; withheld, retrying', { file: name, error: e.message });
+      return false;
+    }
   }
 
   /** Compositions this VM's files own (agent-reserved prefix `<vm>_`). */
@@ -271,7 +360,13 @@ export class FileSync {
   }
 
   private removeComposition(name: string, reason: string): void {
-    if (this.o.store.remove(name)) {
+    const served = this.o.store.get(name) !== undefined;
+    if (!this.tryRemove(name)) {
+      // not journaled: withheld in memory at once, the removal retried
+      this.o.store.withhold(name);
+      this.scheduleStoreRetry();
+    }
+    if (served) {
       this.o.log.info('shared file removed', { file: name, reason });
       this.o.onChange?.(this.o.vm, unescapePath(name.slice(this.o.vm.length + 1)), 0, 'removed');
     }

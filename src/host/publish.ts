@@ -51,6 +51,19 @@ export function firstDifference(cur: readonly ResolvedSegment[], next: readonly 
 }
 
 /**
+ * Whether what `name` serves now is still right for the guest file as `layout` describes it: the
+ * file did not shrink below it and no served byte maps elsewhere (what publish would cut back).
+ */
+export function servedStillValid(store: CompositionStore, name: string, guestSize: number, layout: FileLayout): boolean {
+  const existing = store.get(name);
+  if (!existing) return true;
+  if (layout.refused) return false;
+  const cur = existing.segments.size;
+  const limit = Math.min(cur, layout.servable);
+  return guestSize >= cur && firstDifference(store.segments(name), layout.segments, limit) >= limit;
+}
+
+/**
  * @param changedFrom lowest file offset whose bytes the guest says may have changed since the last
  *                    publish (Infinity: none)
  */

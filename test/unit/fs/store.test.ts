@@ -94,6 +94,29 @@ describe('CompositionStore', () => {
     s.close();
   });
 
+  it('withhold: gone from memory at once, its removal owed to the journal before anything else of the name', () => {
+    const s = CompositionStore.open(dir);
+    s.compose('w', [{ file: '/img/one', offset: 0, length: 100 }]);
+    s.compose('v', [{ file: '/img/one', offset: 0, length: 100 }]);
+    const seen: string[] = [];
+    s.on('remove', (n) => seen.push(n));
+    const held = s.get('w')!;
+    expect(s.withhold('w')).toBe(true);
+    expect(held.segments.size).toBe(0); // a reader still holding it sees it end
+    expect(s.get('w')).toBeUndefined();
+    expect(seen).toEqual(['w']);
+    expect(s.owedRemovals()).toEqual(['w']);
+    s.compose('w', [{ file: '/img/two', offset: 5, length: 7 }]); // shared again: starts afresh
+    expect(s.withhold('v')).toBe(true);
+    expect(s.remove('v')).toBe(true); // journals the owed removal
+    expect(s.owedRemovals()).toEqual([]);
+    s.close();
+    const r = CompositionStore.open(dir);
+    expect(r.list().map((f) => [f.name, f.size])).toEqual([['w', 7]]);
+    expect(r.segments('w')).toEqual([{ at: 0, file: '/img/two', offset: 5, length: 7 }]);
+    r.close();
+  });
+
   it('is owned by one process at a time; a dead owner lock is taken over', () => {
     const s = CompositionStore.open(dir);
     s.close();
