@@ -277,11 +277,16 @@ export class Tracker {
     const oldPath = f.path;
     this.followRename(f);
     const moved = f.path !== oldPath;
-    if (st.size < f.reportedSize) {
-      // blocks past the new end may be reused at once: tell the host before anything else
-      f.reported = clip(f.reported, st.size);
-      f.reportedSize = st.size;
-      this.emit({ type: 'truncate', fileId: f.id, size: st.size });
+    const shrunk = st.size < f.reportedSize;
+    if (shrunk) {
+      // The file shrank, perhaps below its size now: copytruncate cuts to 0 and the writer appends
+      // again, and inotify cannot tell that from a cut to the size seen now. Every byte below the new
+      // end may have been rewritten — in the same blocks (the page cache holds the old bytes) or not
+      // on the disk yet — and blocks past it may be reused at once. So the host withdraws it all now,
+      // and the synced report that follows at once describes the file again from 0.
+      f.reported = [];
+      f.reportedSize = 0;
+      this.emit({ type: 'truncate', fileId: f.id, size: 0 });
     }
     let map;
     try { map = mapFile(f.fd, f.disk.fsOffset, false); } catch (e) { this.o.log(`FIEMAP ${f.path}: ${(e as Error).message}`); return; }
@@ -289,7 +294,7 @@ export class Tracker {
     let from = Math.min(firstDifference(f.reported, map.extents), firstPending(map.extents, st.size));
     if (st.size !== f.reportedSize) from = Math.min(from, alignDown(Math.min(st.size, f.reportedSize)));
     if (from === Infinity && !modified && !moved) return;
-    this.queue(f, from, false, map.extents, moved, modified);
+    this.queue(f, from, shrunk, map.extents, moved, modified);
   }
 
   /** Adds an update to the batch and decides whether the batch goes now. */
@@ -412,10 +417,6 @@ export class Tracker {
       writeFileAtomic(this.o.stateFile, JSON.stringify([...this.wanted.keys()]));
     } catch (e) { this.o.log(`cannot save ${this.o.stateFile}: ${(e as Error).message}`); }
   }
-}
-
-function clip(extents: Extent[], size: number): Extent[] {
-  return extents.filter((x) => x.logical < size).map((x) => (x.logical + x.length > size ? { ...x, length: size - x.logical } : x));
 }
 
 function statusText(s: ShareStatus): string {
