@@ -93,7 +93,7 @@ export function startReaders(o: ReadersOptions): Readers {
   const children: ChildProcess[] = [];
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const rec = (reader: string, kind: ReaderKind, name: string, off: number, data: Buffer, eof: boolean, s: number, e: number) => {
-    marks.set(reader, e);
+    if (kind !== 'tail') marks.set(reader, e); // a tail chunk is stamped on arrival: none can start before now
     o.record({ reader, kind, path: pathOf(name), off, data, eof, s, e });
   };
   const names = async () => (await fsp.readdir(o.mount)).filter((n) => n.startsWith(prefix));
@@ -192,15 +192,22 @@ export function startReaders(o: ReadersOptions): Readers {
 
   // tail -F with stderr merged into stdout, so "replaced"/"truncated" notes arrive in order with the
   // data; pattern bytes are odd and 't' (0x74) and '\n' are even, so a note cannot be data
-  for (const [i, p] of o.tailPaths.entries()) {
+  // a tail that exits (tail -F gave up on the name) is an error a user would see: counted, restarted
+  const startTail = (i: number, p: string) => {
+    if (stopping) return;
     const reader = `tail${i}`;
     const name = `livemr_${compositionName(o.vm, p)}`;
     const file = join(o.mount, name);
-    marks.set(reader, hostNow());
     const t = spawn('sh', ['-c', 'exec tail -F -c +1 -s 0.1 "$1" 2>&1', 'sh', file], { stdio: ['ignore', 'pipe', 'ignore'] });
     children.push(t);
     let pos = 0;
     let carry = Buffer.alloc(0); // a note split across chunks waits for its newline
+    let lastNote = '';
+    t.on('exit', (c, sig) => {
+      if (stopping) return;
+      fail(`${reader} exited (${c}, ${sig}): ${lastNote}`);
+      setTimeout(() => startTail(i, p), 100);
+    });
     t.stdout!.on('data', (chunk: Buffer) => {
       const at = hostNow();
       let d = Buffer.concat([carry, chunk]);
@@ -210,13 +217,14 @@ export function startReaders(o: ReadersOptions): Readers {
       const text = d.toString('latin1');
       for (const m of text.matchAll(TAIL_MSG)) {
         if (m.index! > from) { rec(reader, 'tail', name, pos, d.subarray(from, m.index), false, at, at); pos += m.index! - from; }
+        lastNote = m[0].trim();
         if (/replaced|truncated|appeared|inaccessible/.test(m[0])) pos = 0;
         from = m.index! + m[0].length;
       }
       if (from < d.length) { rec(reader, 'tail', name, pos, d.subarray(from), false, at, at); pos += d.length - from; }
-      marks.set(reader, at);
     });
-  }
+  };
+  for (const [i, p] of o.tailPaths.entries()) startTail(i, p);
 
   return {
     lowWater: () => Math.min(...marks.values()),

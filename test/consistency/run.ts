@@ -182,7 +182,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
       printed = checker.report.evidence.length;
       if (hostNow() - lastProgress > 30_000) {
         const rep = checker.report;
-        log(`[consistency] ${((Date.now() - t0) / 1000).toFixed(0)} s: ${rep.reads} reads, ${rep.ops} ops, violations ${Object.values(rep.violations).reduce((a, b) => a + b, 0)} ${JSON.stringify(rep.violations)}, event loop delay max ${(loop.max / 1e6).toFixed(0)} ms`);
+        log(`[consistency] ${((Date.now() - t0) / 1000).toFixed(0)} s: ${rep.reads} reads, ${rep.ops} ops, violations ${Object.values(rep.violations).reduce((a, b) => a + b, 0)} ${JSON.stringify(rep.violations)}, event loop delay max ${(loop.max / 1e6).toFixed(0)} ms, backlog ${checker.backlog}, reader errors ${readers.stats().errors} ${readers.stats().errorSamples.slice(-2).join(' | ')}`);
         loop.reset();
         lastProgress = hostNow();
       }
