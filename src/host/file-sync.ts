@@ -60,7 +60,7 @@ interface Tracked {
 export class FileSync {
   private files = new Map<number, Tracked>();
   /** which file each composition name shows: a rename over a name takes it from the file it replaced */
-  private owners = new Map<string, number>();
+  private owners = new Map<string, { fileId: number; inode: string }>();
   private queue = new Map<number, GuestFile>(); // reports waiting for the next round
   private working: Promise<void> = Promise.resolve();
   private scheduled = false;
@@ -219,10 +219,17 @@ export class FileSync {
       fileId: f.fileId, path: f.path, disk: f.disk, name, guestSize: 0, servedSize: 0, pendingRanges: 0, lastUpdateMs: 0,
     };
     if (prev && prev.status.name !== name) this.withdraw(f.fileId, prev.status.name, 'renamed'); // follows the inode
-    // a file renamed over another one: the replaced file shows nowhere now (its removal may follow)
-    const replaced = this.owners.get(name);
-    if (replaced !== undefined && replaced !== f.fileId) this.files.delete(replaced);
-    this.owners.set(name, f.fileId);
+    const inode = `${f.disk}:${f.inode}:${f.generation}`;
+    const owner = this.owners.get(name);
+    if (owner && owner.fileId !== f.fileId) {
+      // another file at the name: a rename over it (the replaced file shows nowhere now; its removal
+      // may follow), or the same inode under a new id (a helper restart)
+      this.files.delete(owner.fileId);
+      // another inode is another file on the mount too: a handle open on the replaced one must not
+      // read on into this one's bytes (a torn read of two files), so the name gets a new composition
+      if (owner.inode !== inode) this.removeComposition(name, 'replaced by a rename');
+    }
+    this.owners.set(name, { fileId: f.fileId, inode });
     Object.assign(status, { path: f.path, name, disk: f.disk, guestSize: f.size, lastUpdateMs: Date.now() });
     this.files.set(f.fileId, { status, file: f });
     const mapper = this.o.disks.get(f.disk);
@@ -354,7 +361,7 @@ export class FileSync {
   /** File `fileId` no longer shows at `name`: its composition goes unless another file took the name since. */
   private withdraw(fileId: number, name: string, reason: string): void {
     const owner = this.owners.get(name);
-    if (owner !== undefined && owner !== fileId) return;
+    if (owner !== undefined && owner.fileId !== fileId) return;
     this.owners.delete(name);
     this.removeComposition(name, reason);
   }

@@ -302,8 +302,14 @@ describe('VmLink from its parts (in-memory control plane and channel, real qcow2
     // the new app.log (fileId 9) is reported before the renamed one: the rename must not take it away
     g.send({ ...fileMsg('/app.log', [{ logical: 0, physical: 3 * C, length: C }], 100), fileId: 9, inode: 14 });
     await until('new app.log', () => store.get('vm1_app.log')?.segments.size === 100, 3000, 5);
+    const removed: string[] = [];
+    const onRemove = (n: string) => removed.push(n);
+    store.on('remove', onRemove);
     g.send(fileMsg('/app.log.1', [{ logical: 0, physical: 2 * C, length: C }], C - 10));
     await until('renamed', () => store.get('vm1_app.log.1')?.segments.size === C - 10, 3000, 5);
+    store.off('remove', onRemove);
+    // another inode took the name: a new composition (an open handle on the old one never reads into this one)
+    expect(removed).toEqual(['vm1_app.log.1']);
     // the replaced file shows nowhere any more, before its removal arrives
     expect(l.status().files.map((f) => f.fileId).sort()).toEqual([7, 9]);
     g.send({ type: 'remove', fileId: 8, reason: 'deleted' });
@@ -313,6 +319,13 @@ describe('VmLink from its parts (in-memory control plane and channel, real qcow2
     expect(l.status().files.map((f) => [f.fileId, f.path, f.servedSize]).sort()).toEqual([[7, '/app.log.1', C - 10], [9, '/app.log', 200]]);
     expect(hostRanges('vm1_app.log.1')).toEqual([[hostOffset[2]!, C - 10]]);
     expect(hostRanges('vm1_app.log')).toEqual([[hostOffset[3]!, 200]]);
+    // the same inode under a new id (the helper restarted) keeps its composition
+    store.on('remove', onRemove);
+    g.send({ ...fileMsg('/app.log.1', [{ logical: 0, physical: 2 * C, length: C }], C), fileId: 20 });
+    await until('new id', () => l.status().files.some((f) => f.fileId === 20 && f.servedSize === C), 3000, 5);
+    store.off('remove', onRemove);
+    expect(removed).toEqual(['vm1_app.log.1']);
+    expect(l.status().files.map((f) => f.fileId).sort((a, b) => a - b)).toEqual([9, 20]);
   });
 
   it('remaps on a graph event, follows run states, and reconnects when the control plane drops', async () => {
