@@ -1,12 +1,12 @@
-// `livemr panel --config FILE`: the control panel (REST API + web UI) with an embedded host agent,
-// until SIGTERM/SIGINT (see docs/panel.md).
+// `livemr panel --config FILE`: the control panel (REST API + web UI) over the API sockets of one or
+// several host agents, until SIGTERM/SIGINT (see docs/panel.md).
 import { createLogger } from '../host/index.js';
 import { loadPanelConfig, Panel } from '../panel/index.js';
 import { command, UsageError } from './args.js';
 
 export const commands = [command({
   name: 'panel',
-  summary: 'run the control panel (REST API and web UI, with its host agent) until SIGTERM/SIGINT',
+  summary: 'run the control panel (REST API and web UI over the host agents\' API sockets) until SIGTERM/SIGINT',
   options: { config: { type: 'string', arg: 'FILE', help: 'the panel configuration (JSON, docs/panel.md), e.g. /etc/livemr/panel.json' } },
   async run({ values }) {
     if (!values.config) throw new UsageError('--config FILE is required');

@@ -1,24 +1,33 @@
 // `livemr host`: what a KVM host runs. Owns the composition store and the FUSE mount, keeps one
 // VmLink per configured VM, answers the composition control socket (so `livemr compose` can build
 // multi-VM files like the paper's BigLog while the agent runs), and serves /status (JSON) and
-// /metrics (Prometheus) over HTTP — on a root-only unix socket in the state directory, and on the
-// configured TCP address.
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+// /metrics (Prometheus) over HTTP — on a root-only unix socket in the state directory, on the API
+// socket of the config's group (the panel, docs/host.md "API"), and on the configured TCP address
+// (reads only).
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Server as NetServer } from 'node:net';
-import { ComposedMount, CompositionStore, prepareMountpoint, serveControl, socketPath } from '../fs/index.js';
+import { ComposedMount, CompositionStore, prepareMountpoint, resolveGroup, serveControl, socketPath, type CompositionInfo } from '../fs/index.js';
 import { vmNameForDomain, type AgentConfig, type VmConfig } from './config.js';
 import { LibvirtControl } from './control/index.js';
 import { ListFlags, LibvirtSession, type LibvirtClient } from '../libvirt/index.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
-import { BigLogError, BigLogs, type BigLogSource } from './biglog.js';
+import { BigLogError, BigLogs, type BigLogInfo, type BigLogSource } from './biglog.js';
 import { LiveMrError } from '../errors/index.js';
-import { badRequest, forbidden, readJson, Router, sendError, sendJson } from '../http/index.js';
+import { badRequest, forbidden, notFound, readJson, Router, sendError, sendJson } from '../http/index.js';
 import { VmLink, type VmStatus } from './vm-link.js';
 import { writeFileAtomic } from '../durable/index.js';
+
+const MAX_SEGMENT_LIST = 1000;
+
+/** The agent's compositions and BigLog definitions (GET /compositions + /biglogs, the `compositions` event). */
+export interface CompositionsEvent {
+  compositions: CompositionInfo[];
+  bigLogs: BigLogInfo[];
+}
 
 export interface AgentStatus {
   host: string;
@@ -53,6 +62,8 @@ export class HostAgent {
   private readonly requested: Record<string, string[]>;
   private subscribers = new Set<(s: AgentStatus) => void>();
   private statusTimer?: NodeJS.Timeout;
+  private compSubscribers = new Set<(c: CompositionsEvent) => void>();
+  private compTimer?: NodeJS.Timeout;
 
   private constructor(
     readonly cfg: AgentConfig,
@@ -71,6 +82,25 @@ export class HostAgent {
     this.subscribers.add(fn);
     return () => this.subscribers.delete(fn);
   }
+
+  /** Compositions and BigLogs after a change (debounced); returns unsubscribe. */
+  subscribeCompositions(fn: (c: CompositionsEvent) => void): () => void {
+    this.compSubscribers.add(fn);
+    return () => this.compSubscribers.delete(fn);
+  }
+
+  compositions(): CompositionsEvent {
+    return { compositions: this.store.list(), bigLogs: this.bigLogs.list() };
+  }
+
+  private compositionsChanged = (): void => {
+    if (this.compTimer || this.compSubscribers.size === 0) return;
+    this.compTimer = setTimeout(() => {
+      this.compTimer = undefined;
+      const c = this.compositions();
+      for (const fn of this.compSubscribers) fn(c);
+    }, 100);
+  };
 
   private statusChanged(): void {
     if (this.statusTimer || this.subscribers.size === 0) return;
@@ -109,6 +139,8 @@ export class HostAgent {
       throw e;
     }
     const agent = new HostAgent(cfg, store, mount, log);
+    store.on('change', agent.compositionsChanged);
+    store.on('remove', agent.compositionsChanged);
     try {
       await agent.listen();
     } catch (e) {
@@ -170,6 +202,15 @@ export class HostAgent {
     await new Promise<void>((resolve, reject) => unix.once('error', reject).listen(unixPath, () => resolve()));
     chmodSync(unixPath, 0o600);
     this.servers.push(unix);
+    if (this.cfg.apiSocket) {
+      // connecting to a unix socket needs write permission on it: the file mode is the access check
+      const api = createServer(handler);
+      rmSync(this.cfg.apiSocket, { force: true });
+      await new Promise<void>((resolve, reject) => api.once('error', reject).listen(this.cfg.apiSocket, () => resolve()));
+      this.servers.push(api);
+      if (this.cfg.group) chownSync(this.cfg.apiSocket, 0, resolveGroup(this.cfg.group));
+      chmodSync(this.cfg.apiSocket, this.cfg.group ? 0o660 : 0o600);
+    }
     if (this.cfg.metrics) {
       const i = this.cfg.metrics.lastIndexOf(':');
       const host = this.cfg.metrics.slice(0, i).replace(/^\[|\]$/g, '');
@@ -229,6 +270,13 @@ export class HostAgent {
     .on('GET', '/status', ({ res }) => sendJson(res, 200, this.status()))
     .on('GET', '/metrics', ({ res }) => void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.renderMetrics()))
     .on('GET', '/biglogs', ({ res }) => sendJson(res, 200, this.bigLogs.list()))
+    .on('GET', '/compositions', ({ res }) => sendJson(res, 200, this.store.list()))
+    .on('GET', '/compositions/:name', ({ res, params }) => {
+      const c = this.store.list().find((x) => x.name === params.name);
+      if (!c) throw notFound(`no composed file '${params.name}'`);
+      const segs = this.store.segments(c.name);
+      sendJson(res, 200, { ...c, segmentList: segs.slice(0, MAX_SEGMENT_LIST), segmentListTruncated: segs.length > MAX_SEGMENT_LIST });
+    })
     .on('POST', '/biglogs', async ({ req, res }) => {
       localOnly(req, 'BigLogs are defined');
       const b = await readJson(req, 64 * 1024);
@@ -246,12 +294,14 @@ export class HostAgent {
       sendJson(res, 200, this.requestShare(b.vm, b.path));
     })
     .on('GET', '/events', ({ req, res }) => {
-      // server-sent events: a full status snapshot on connect and after every change
+      // server-sent events: full snapshots on connect and after every change — `status` (VMs, shares,
+      // files) and `compositions` ({compositions, bigLogs}); a client never has to diff
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      const send = (st: AgentStatus) => res.write(`event: status\ndata: ${JSON.stringify(st)}\n\n`);
-      send(this.status());
-      const off = this.subscribe(send);
-      req.on('close', off);
+      const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      send('status', this.status());
+      send('compositions', this.compositions());
+      const offs = [this.subscribe((st) => send('status', st)), this.subscribeCompositions((c) => send('compositions', c))];
+      req.on('close', () => { for (const off of offs) off(); });
     });
 
   stop(): Promise<void> {
@@ -259,12 +309,19 @@ export class HostAgent {
       this.log.info('agent stopping');
       await Promise.all(this.links.map((l) => l.stop()));
       await this.libvirt?.stop();
-      for (const s of this.servers) s.close();
+      for (const s of this.servers) {
+        s.close();
+        if ('closeAllConnections' in s) s.closeAllConnections(); // event streams end: their clients see the agent go
+      }
+      clearTimeout(this.compTimer);
+      this.store.off('change', this.compositionsChanged);
+      this.store.off('remove', this.compositionsChanged);
       try {
         await this.mount.unmount();
       } finally {
         this.store.close();
         rmSync(statusSocketPath(this.cfg.stateDir), { force: true });
+        if (this.cfg.apiSocket) rmSync(this.cfg.apiSocket, { force: true });
         this.log.info('agent stopped');
       }
     })();

@@ -16,6 +16,7 @@ import { sliceSegments } from './publish.js';
 import { writeFileAtomic } from '../durable/index.js';
 
 export interface BigLogSource { vm: string; path: string }
+export interface BigLogInfo { name: string; sources: BigLogSource[]; chunks: number; size: number }
 interface Chunk { source: number; from: number; to: number }
 interface BigLogDef { sources: BigLogSource[]; chunks: Chunk[] }
 
@@ -35,7 +36,7 @@ export class BigLogs {
     if (existsSync(file)) this.defs = JSON.parse(readFileSync(file, 'utf8')) as Record<string, BigLogDef>;
   }
 
-  list(): { name: string; sources: BigLogSource[]; chunks: number; size: number }[] {
+  list(): BigLogInfo[] {
     return Object.entries(this.defs).map(([name, d]) => ({ name, sources: d.sources, chunks: d.chunks.length, size: this.store.get(name)?.segments.size ?? 0 }));
   }
 

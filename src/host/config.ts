@@ -29,6 +29,11 @@ export interface AgentConfig {
   hostname?: string;
   /** where hot-plugged channel sockets go */
   runDir: string;
+  /**
+   * the agent's API socket for the panel and other members of `group` (mode 0660, group `group`;
+   * 0600 without one): what root can do over <stateDir>/agent.sock, without being root
+   */
+  apiSocket?: string;
   /** libvirt connection for VMs given by `domain` and for discovery (docs/libvirt.md) */
   libvirt?: { uri: string };
   /** "*": also serve every running libvirt domain not named in `vms` (shares come from run-time requests) */
@@ -71,7 +76,7 @@ function optString(v: unknown, path: string): string | undefined {
 export function parseConfig(raw: unknown): AgentConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('$', 'must be a JSON object');
   const c = raw as Json;
-  only(c, '$', ['mountpoint', 'stateDir', 'group', 'metrics', 'hostname', 'runDir', 'libvirt', 'domains', 'vms']);
+  only(c, '$', ['mountpoint', 'stateDir', 'group', 'metrics', 'hostname', 'runDir', 'apiSocket', 'libvirt', 'domains', 'vms']);
   let libvirt: { uri: string } | undefined;
   if (c.libvirt !== undefined) {
     if (typeof c.libvirt !== 'object' || c.libvirt === null || Array.isArray(c.libvirt)) fail('$.libvirt', 'must be an object');
@@ -121,6 +126,7 @@ export function parseConfig(raw: unknown): AgentConfig {
     ...(hostname ? { hostname } : {}),
     metrics: metrics as string | null,
     runDir: c.runDir === undefined ? '/run/livemr' : absPath(c.runDir, '$.runDir'),
+    ...(c.apiSocket === undefined ? {} : { apiSocket: absPath(c.apiSocket, '$.apiSocket') }),
     ...(libvirt ? { libvirt } : {}),
     ...(c.domains === '*' ? { domains: '*' as const } : {}),
     vms,

@@ -1,4 +1,4 @@
-// What the panel shows of the host agent: its status reshaped for people (consent states named as the
+// What the panel shows of a host agent: its status reshaped for people (consent states named as the
 // user thinks of them, per-file growth rate and freshness lag, where each file can be read from).
 import { compositionName, type AgentStatus, type BigLogSource, type ShareRecordStatus } from '../host/index.js';
 import type { CompositionInfo } from '../fs/index.js';
@@ -29,21 +29,28 @@ export interface FileView extends Where {
 export interface ShareView { vm: string; path: string; state: ConsentState; status: ShareRecordStatus; message: string; updatedMs: number }
 
 export interface VmView {
-  name: string; qmp: string; channel: string; runState?: string; guest?: { guestId: string; software: string };
+  name: string; host: string; qmp: string; channel: string; runState?: string; guest?: { guestId: string; software: string };
   disks: { serial: string | null; file: string; format: string; chain: string[] }[];
   freshnessLagMs: number; pendingRanges: number; lastError?: string;
   files: FileView[]; shares: ShareView[];
 }
 
 export interface ComposedView extends Where {
-  name: string; fileName: string; size: number; segments: number; mtimeMs: number;
+  name: string; host: string; fileName: string; size: number; segments: number; mtimeMs: number;
   /** guest files it is made of (user-composed files) */
   sources: BigLogSource[];
   /** a shared guest file's own composition, or a file composed from the panel / `livemr biglog` */
   kind: 'shared-file' | 'composed';
 }
 
-export interface Inventory { host: string; mountpoint: string; webhdfs: string; uptimeMs: number; vms: VmView[]; composed: ComposedView[] }
+/** One agent of the panel: its API socket, its host once it answered, where its files are read. */
+export interface HostView { socket: string; host: string | null; connected: boolean; webhdfs: string; error?: string }
+
+export interface Inventory {
+  host: string; mountpoint: string; webhdfs: string; uptimeMs: number; vms: VmView[]; composed: ComposedView[];
+  /** every agent the panel is configured with (the inventory of one agent alone has none) */
+  hosts?: HostView[];
+}
 
 /** Growth rate of each file over the last ~10 s of samples. */
 export class RateTracker {
@@ -79,7 +86,7 @@ export function buildInventory(st: AgentStatus, comps: CompositionInfo[], bigLog
     });
     for (const s of v.shares) shared.add(compositionName(v.name, s.path));
     return {
-      name: v.name, qmp: v.qmp, channel: v.channel, disks: v.disks, freshnessLagMs: v.freshnessLagMs, pendingRanges: v.pendingRanges,
+      name: v.name, host: st.host, qmp: v.qmp, channel: v.channel, disks: v.disks, freshnessLagMs: v.freshnessLagMs, pendingRanges: v.pendingRanges,
       ...(v.runState ? { runState: v.runState } : {}), ...(v.guest ? { guest: v.guest } : {}), ...(v.lastError ? { lastError: v.lastError } : {}),
       files,
       shares: v.shares.map((s) => ({ vm: v.name, path: s.path, state: consentState(s.status), status: s.status, message: s.message, updatedMs: s.updatedMs })),
@@ -87,7 +94,7 @@ export function buildInventory(st: AgentStatus, comps: CompositionInfo[], bigLog
   });
   const defs = new Map(bigLogs.map((b) => [b.name, b.sources]));
   const composed = comps.map((c): ComposedView => ({
-    name: c.name, fileName: c.fileName, size: c.size, segments: c.segments, mtimeMs: c.mtimeMs,
+    name: c.name, host: st.host, fileName: c.fileName, size: c.size, segments: c.segments, mtimeMs: c.mtimeMs,
     sources: defs.get(c.name) ?? [], kind: shared.has(c.name) && !defs.has(c.name) ? 'shared-file' : 'composed',
     ...where(c.fileName),
   }));

@@ -3,13 +3,15 @@
 // job already uses the machine's cores) with the local job runner, or on YARN when configured. Each
 // job keeps a directory <stateDir>/jobs/<id>/ with job.json (its record), log.txt and output/.
 //
-// A job is code of whoever holds the panel token, so it never runs as the panel's user (root): it
-// runs as the configured unprivileged account (refused if that is uid 0), without supplementary
-// groups, with a minimal environment, in its own sandbox <jobWorkDir>/<id>/ (owned by it, 0700;
-// <jobWorkDir> is root's, 0711). It sees the Hadoop jars (a root-owned read-only copy), its jar, its
-// sandbox and the gateway — not the panel's state, tokens, images or the mount. When it ends its
-// process group is killed and its output is moved into the root-owned record directory; the panel
-// then reads only plain files there (no symlink, no hard link) so a job cannot make root read for it.
+// A job is code of whoever holds the panel token, so it never runs as the panel's user (`livemr`, or
+// root): it runs as the configured unprivileged account (refused if that is uid 0, unavailable if it
+// is the panel's own), without supplementary groups, with a minimal environment, in its own sandbox
+// <jobWorkDir>/<id>/ (owned by it, 0700; <jobWorkDir> is the panel's, 0711). It sees the Hadoop jars
+// (a read-only copy), its jar, its sandbox and the gateway — not the panel's state, tokens, images or
+// the mount. When it ends its process group is killed and its output is moved into the panel's
+// record directory; the panel then reads only plain files there (no symlink, no hard link) so a job
+// cannot make the panel read for it. A panel that is not root needs JOB_CAPS for this (its unit
+// grants them as ambient capabilities, docs/security.md).
 import { ERROR_CODES, LiveMrError } from '../errors/index.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -83,6 +85,20 @@ export interface JobAccount {
   name: string;
   uid: number;
   gid: number;
+}
+
+/** What starting and collecting a job as another user takes: switch to it, chown its sandbox, signal it, move and remove its files. */
+export const JOB_CAPS = { CAP_CHOWN: 0, CAP_DAC_OVERRIDE: 1, CAP_KILL: 5, CAP_SETGID: 6, CAP_SETUID: 7 } as const;
+
+/** The JOB_CAPS this process lacks in its effective set (none for root). */
+export function missingJobCaps(status = '/proc/self/status'): string[] {
+  if (process.getuid?.() === 0) return [];
+  let eff = 0n;
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(status, 'utf8'));
+    if (m) eff = BigInt(`0x${m[1]}`);
+  } catch { /* no /proc: none */ }
+  return Object.entries(JOB_CAPS).filter(([, bit]) => !(eff & (1n << BigInt(bit)))).map(([name]) => name);
 }
 
 /** The account jobs run as (getent: local files, LDAP, ...); undefined if there is none. */
@@ -173,8 +189,8 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
       throw new JobError('job-user-root', `jobUser '${o.user}' is uid ${acct.uid} / gid ${acct.gid}: jobs never run as root; create an unprivileged account (useradd --system ${o.user === 'root' ? 'livemr' : o.user}) and name it in jobUser`);
     }
     if (!acct) this.unavailable = `the job user '${o.user}' does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${o.user}) or set jobUser`;
-    else if (process.getuid?.() !== 0 && process.getuid?.() !== acct.uid) this.unavailable = `the panel runs as uid ${process.getuid?.()} and cannot start jobs as '${o.user}' (uid ${acct.uid})`;
     else if (process.getuid?.() === acct.uid) this.unavailable = `the panel itself runs as the job user '${o.user}': a job could read the panel's state and token`;
+    else if (missingJobCaps().length) this.unavailable = `the panel runs as uid ${process.getuid?.()} without ${missingJobCaps().join(', ')} and cannot start jobs as '${o.user}' (uid ${acct.uid}): systemd/livemr-panel.service grants them`;
     else this.account = acct;
     mkdirSync(o.dir, { recursive: true, mode: 0o700 });
     mkdirSync(o.workDir, { recursive: true, mode: 0o711 });
@@ -286,7 +302,7 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     }
   }
 
-  /** The Hadoop jars where the job user can read them: a root-owned, read-only copy under workDir. */
+  /** The Hadoop jars where the job user can read them: a read-only copy under workDir. */
   private stagedHadoop(): string {
     const h = hadoopInstall();
     const target = join(this.o.workDir, basename(h.dir));
@@ -295,11 +311,14 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     rmSync(tmp, { recursive: true, force: true });
     try {
       execFileSync('cp', ['-al', h.dir, tmp], { stdio: 'ignore' }); // hard links: same inodes, no space
+      execFileSync('chmod', ['-R', 'go+rX,go-w', tmp], { stdio: 'ignore' });
     } catch {
+      // no links across file systems, or (a panel that is not root) inodes of another owner it may
+      // not chmod: a copy of its own
       rmSync(tmp, { recursive: true, force: true });
-      execFileSync('cp', ['-a', h.dir, tmp]);
+      execFileSync('cp', ['-r', '--preserve=timestamps', h.dir, tmp]);
+      execFileSync('chmod', ['-R', 'go+rX,go-w', tmp]);
     }
-    execFileSync('chmod', ['-R', 'go+rX,go-w', tmp]);
     writeFileSync(join(tmp, '.done'), '');
     rmSync(target, { recursive: true, force: true });
     renameSync(tmp, target);
@@ -385,10 +404,13 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     let logged = 0;
     const tail: string[] = [];
     this.tails.set(id, tail);
-    // uid/gid: libuv also drops the supplementary groups (setgroups(0)); detached: its own process
-    // group, killed as a whole when the job ends
+    // setpriv rather than spawn's uid/gid: a panel that is not root holds JOB_CAPS as ambient
+    // capabilities, and a setuid between two non-root uids would hand them on to the job; setpriv
+    // clears them (and the supplementary groups), and no-new-privs keeps setuid binaries from giving
+    // any back. detached: its own process group, killed as a whole when the job ends
     const a = this.account!;
-    const proc = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: box, env: this.env(box), uid: a.uid, gid: a.gid, detached: true });
+    const drop = [`--reuid=${a.uid}`, `--regid=${a.gid}`, '--clear-groups', '--inh-caps=-all', '--ambient-caps=-all', '--no-new-privs', '--'];
+    const proc = spawn('setpriv', [...drop, 'java', ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: box, env: this.env(box), detached: true });
     this.child = { id, proc };
     j.state = 'running';
     j.startedMs = Date.now();

@@ -1,18 +1,20 @@
-// The control panel: one process that embeds the host agent, serves its compositions over WebHDFS to
-// the jobs it runs, and offers a versioned REST API (/api/v1, JSON errors) plus a web UI built on it.
-// Everything but the login page needs the token. Live updates: server-sent events.
+// The control panel: an unprivileged process that drives one or several host agents through their
+// API sockets (agents.ts), serves the local agent's mount over WebHDFS to the jobs it runs, and
+// offers a versioned REST API (/api/v1, JSON errors) plus a web UI built on it. Everything but the
+// login page needs the token. Live updates: server-sent events.
 import { createHash } from 'node:crypto';
 import { mkdirSync, unwatchFile, watchFile } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { LiveMrError } from '../errors/index.js';
-import { BigLogError, createLogger, HostAgent, type Logger } from '../host/index.js';
-import { LocalNamespace, startGateway, storeSource, type Gateway } from '../hdfs/index.js';
+import type { Gateway } from '../hdfs/index.js';
+import { createLogger, type BigLogSource, type Logger } from '../host/index.js';
 import { badRequest, conflict, HttpError, notFound, onlyKeys, readBody, readJson, Router, sendError, sendJson, type Route } from '../http/index.js';
 import { loginCookie, logoutCookie, newToken, requestToken, tokenMatches, writeTokenFile } from './auth.js';
 import { readCacheView } from './cache-view.js';
 import type { PanelConfig } from './config.js';
+import { AgentLink } from './agents.js';
 import { buildInventory, consentState, RateTracker, type Inventory } from './inventory.js';
 import { EXAMPLE_PROGRAMS, JarStore, JobRunner, type JobSpec } from './jobs.js';
 import { uiAsset, loginPage } from './ui.js';
@@ -43,8 +45,7 @@ export class Panel {
 
   private constructor(
     readonly cfg: PanelConfig,
-    readonly agent: HostAgent,
-    readonly gateway: Gateway,
+    readonly agents: AgentLink[],
     readonly jobs: JobRunner,
     readonly jars: JarStore,
     readonly token: string,
@@ -56,13 +57,9 @@ export class Panel {
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
     const token = cfg.token ?? newToken();
     if (!cfg.token) writeTokenFile(join(cfg.stateDir, 'panel.token'), token);
-    const agent = await HostAgent.start(cfg.agent, log.child('host'));
-    let gateway: Gateway | undefined;
+    const agents = cfg.agents.map((e) => new AgentLink(e, { webhdfsListen: cfg.webhdfs, log: log.child('agent') }));
     try {
-      const host = cfg.agent.hostname ?? 'localhost';
-      const ns = new LocalNamespace(storeSource(agent.store), { host, addr: '', url: '' });
-      gateway = await startGateway({ namespace: ns, host: cfg.webhdfs.host, port: cfg.webhdfs.port });
-      ns.location = { host, addr: `${cfg.webhdfs.host}:${gateway.port}`, url: gateway.url };
+      await Promise.all(agents.map((a) => a.start()));
       const jars = new JarStore(join(cfg.stateDir, 'jars'), cfg.maxJars);
       const jobs = new JobRunner({
         dir: join(cfg.stateDir, 'jobs'), jarsDir: join(cfg.stateDir, 'jars'), user: cfg.jobUser, workDir: cfg.jobWorkDir,
@@ -71,15 +68,14 @@ export class Panel {
       });
       if (jobs.unavailable) log.warn('jobs cannot run', { reason: jobs.unavailable });
       const server = createServer();
-      const panel = new Panel(cfg, agent, gateway, jobs, jars, token, server, log);
+      const panel = new Panel(cfg, agents, jobs, jars, token, server, log);
       server.on('request', (req, res) => panel.handle(req, res));
       await new Promise<void>((resolve, reject) => server.once('error', reject).listen(cfg.listen.port, cfg.listen.host, () => resolve()));
       panel.wire();
-      log.info('panel started', { url: panel.url, webhdfs: gateway.url });
+      log.info('panel started', { url: panel.url, agents: cfg.agents.map((a) => a.socket), webhdfs: agents.map((a) => a.webhdfsBase) });
       return panel;
     } catch (e) {
-      await gateway?.close();
-      await agent.stop();
+      await Promise.all(agents.map((a) => a.stop()));
       throw e;
     }
   }
@@ -89,22 +85,44 @@ export class Panel {
     return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
-  get webhdfsBase(): string {
-    return `webhdfs://${this.cfg.webhdfs.host}:${this.gateway.port}`;
+  /** The panel's own WebHDFS gateway (over the local agent's mount). */
+  get gateway(): Gateway {
+    const g = this.agents.find((a) => a.gateway)?.gateway;
+    if (!g) throw new HttpError('agent-unreachable', 'no local agent\'s mount is served yet');
+    return g;
   }
 
+  /** webhdfs://host:port of the first agent's files. */
+  get webhdfsBase(): string {
+    return this.agents[0]?.webhdfsBase ?? '';
+  }
+
+  /** Every agent's VMs and files in one view; the top-level host fields are the first agent's. */
   inventory(): Inventory {
-    return buildInventory(this.agent.status(), this.agent.store.list(), this.agent.bigLogs.list(), this.webhdfsBase, this.rates);
+    const parts = this.agents.flatMap((a) => (a.status ? [{ a, inv: buildInventory(a.status, a.compositions, a.bigLogs, a.webhdfsBase, this.rates) }] : []));
+    const first = parts[0]?.inv;
+    return {
+      host: first?.host ?? '', mountpoint: first?.mountpoint ?? '', webhdfs: first?.webhdfs ?? this.webhdfsBase, uptimeMs: first?.uptimeMs ?? 0,
+      vms: parts.flatMap((p) => p.inv.vms), composed: parts.flatMap((p) => p.inv.composed),
+      hosts: this.agents.map((a) => ({
+        socket: a.endpoint.socket, host: a.status?.host ?? null, connected: a.connected, webhdfs: a.webhdfsBase, ...(a.error ? { error: a.error } : {}),
+      })),
+    };
+  }
+
+  /** The agent that serves VM `vm` (VM names are unique across a panel's agents). */
+  private agentOf(vm: string): AgentLink | undefined {
+    return this.agents.find((a) => a.status?.vms.some((v) => v.name === vm));
   }
 
   private wire(): void {
     const inv = () => {
       this.inventoryTimer ??= setTimeout(() => { this.inventoryTimer = undefined; this.broadcast('inventory', this.inventory()); }, 200);
     };
-    this.offs.push(this.agent.subscribe(inv));
-    this.agent.store.on('change', inv);
-    this.agent.store.on('remove', inv);
-    this.offs.push(() => { this.agent.store.off('change', inv); this.agent.store.off('remove', inv); });
+    for (const a of this.agents) {
+      a.on('change', inv);
+      this.offs.push(() => a.off('change', inv));
+    }
     const jobs = () => {
       this.jobsTimer ??= setTimeout(() => { this.jobsTimer = undefined; this.broadcast('jobs', this.jobs.list()); }, 200);
     };
@@ -207,27 +225,29 @@ export class Panel {
     res.writeHead(303, { location: '/', 'set-cookie': loginCookie(this.token) }).end();
   }
 
-  private vmOrThrow(vm: unknown): string {
+  private vmOrThrow(vm: unknown): { vm: string; agent: AgentLink } {
     if (typeof vm !== 'string' || !vm) throw badRequest('vm must be a VM name');
-    if (!this.agent.cfg.vms.some((v) => v.name === vm)) throw notFound(`unknown VM '${vm}'`);
-    return vm;
+    const agent = this.agentOf(vm);
+    if (!agent) throw notFound(`unknown VM '${vm}'`);
+    return { vm, agent };
   }
 
   private async requestShare({ req, res }: Route): Promise<void> {
     const b = await readJson(req, 16 * 1024);
     onlyKeys(b, ['vm', 'path']);
-    const vm = this.vmOrThrow(b.vm);
+    const { vm, agent } = this.vmOrThrow(b.vm);
     const path = checkGuestPath(b.path);
-    const rec = this.agent.requestShare(vm, path);
+    const rec = await agent.client.requestShare(vm, path);
     this.log.info('share requested', { vm, path });
     sendJson(res, 202, { vm, path, state: consentState(rec.status), status: rec.status, message: rec.message, updatedMs: rec.updatedMs });
   }
 
-  private composedDetail(res: ServerResponse, name: string): void {
+  private async composedDetail(res: ServerResponse, name: string): Promise<void> {
     const c = this.inventory().composed.find((x) => x.name === name || x.fileName === name);
-    if (!c) throw notFound(`no composed file '${name}'`);
-    const segs = this.agent.store.segments(c.name);
-    sendJson(res, 200, { ...c, segmentList: segs.slice(0, 1000), segmentListTruncated: segs.length > 1000 });
+    const agent = c && this.agents.find((a) => a.compositions.some((x) => x.name === c.name));
+    if (!c || !agent) throw notFound(`no composed file '${name}'`);
+    const d = await agent.client.composition(c.name);
+    sendJson(res, 200, { ...c, segmentList: d.segmentList, segmentListTruncated: d.segmentListTruncated });
   }
 
   private async compose({ req, res }: Route): Promise<void> {
@@ -235,12 +255,15 @@ export class Panel {
     onlyKeys(b, ['name', 'sources']);
     if (typeof b.name !== 'string' || !NAME_RE.test(b.name)) throw badRequest('name must be 1-100 of [A-Za-z0-9._-], starting with a letter or digit');
     if (!Array.isArray(b.sources) || b.sources.length === 0 || b.sources.length > 64) throw badRequest('sources must be a list of 1-64 {vm, path}');
+    await Promise.all(this.agents.map((a) => a.refresh().catch(() => {}))); // decide on the agents' state now
     const inv = this.inventory();
-    const sources = b.sources.map((s: unknown, i: number) => {
+    const agents = new Set<AgentLink>();
+    const sources = b.sources.map((s: unknown, i: number): BigLogSource => {
       if (typeof s !== 'object' || s === null || Array.isArray(s)) throw badRequest(`sources[${i}] must be {vm, path}`);
       const o = s as Record<string, unknown>;
       onlyKeys(o, ['vm', 'path'], `sources[${i}]`);
-      const vm = this.vmOrThrow(o.vm);
+      const { vm, agent } = this.vmOrThrow(o.vm);
+      agents.add(agent);
       const path = checkGuestPath(o.path);
       const share = inv.vms.find((v) => v.name === vm)!.shares.find((x) => x.path === path);
       const file = inv.vms.find((v) => v.name === vm)!.files.find((x) => x.path === path);
@@ -250,12 +273,10 @@ export class Panel {
     const existing = inv.composed.find((c) => c.name === b.name);
     if (existing && existing.kind !== 'composed') throw conflict(`'${b.name}' is a shared file's name`);
     if (existing && existing.sources.length === 0) throw conflict(`'${b.name}' exists and was not composed from guest files`);
-    try {
-      this.agent.bigLogs.join(b.name, sources);
-    } catch (e) {
-      if (e instanceof BigLogError) throw conflict(e.message);
-      throw e;
-    }
+    if (agents.size > 1) throw badRequest('a composed file is made on one host: its sources must be VMs of the same agent');
+    const agent = [...agents][0]!;
+    await agent.client.joinBigLog(b.name, sources); // a refusal keeps the agent's code (BIGLOG_NAME_TAKEN: 409)
+    await agent.refresh();
     this.log.info('composed', { name: b.name, sources });
     sendJson(res, existing ? 200 : 201, this.inventory().composed.find((c) => c.name === b.name));
   }
@@ -323,8 +344,7 @@ export class Panel {
       this.sse.clear();
       await new Promise<void>((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
       await this.jobs.stop();
-      await this.gateway.close();
-      await this.agent.stop();
+      await Promise.all(this.agents.map((a) => a.stop()));
       this.log.info('panel stopped');
     })();
     return this.stopping;

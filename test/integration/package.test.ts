@@ -22,6 +22,7 @@ let installed: string;
 let daemon: ChildProcess | undefined;
 let gateway: ChildProcess | undefined;
 let panel: ChildProcess | undefined;
+let host: ChildProcess | undefined;
 const GROUP = 4242; // the mount's reader group; need not exist in /etc/group
 const NOBODY = 65534;
 const mp = () => path.join(tmp, 'mnt');
@@ -59,6 +60,10 @@ afterAll(async () => {
   if (panel && panel.exitCode === null && panel.signalCode === null) {
     panel.kill('SIGTERM');
     await until('panel exit', () => panel!.exitCode !== null || panel!.signalCode !== null, 15_000).catch(() => panel!.kill('SIGKILL'));
+  }
+  if (host && host.exitCode === null && host.signalCode === null) {
+    host.kill('SIGTERM');
+    await until('agent exit', () => host!.exitCode !== null || host!.signalCode !== null, 15_000).catch(() => host!.kill('SIGKILL'));
   }
   const pmnt = tmp && path.join(tmp, 'panel/mnt');
   if (pmnt && mounted(pmnt)) spawnSync('fusermount3', ['-u', '-z', pmnt], { stdio: 'ignore' });
@@ -155,14 +160,23 @@ describe('the installed package', () => {
     expect(mounted(mp())).toBe(false);
   });
 
-  it('the panel serves the UI bundle prebuilt by npm run build (esbuild is not installed)', async () => {
+  it('the panel serves the UI bundle prebuilt by npm run build (esbuild is not installed), beside the installed agent', async () => {
     const dir = path.join(tmp, 'panel');
     const token = 'package-test-token-0123456789';
     fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'agent.json'), JSON.stringify({
+      mountpoint: path.join(dir, 'mnt'), stateDir: path.join(dir, 'state'), runDir: path.join(dir, 'run'), metrics: null, apiSocket: path.join(dir, 'agent-api.sock'), vms: [],
+    }));
     fs.writeFileSync(path.join(dir, 'panel.json'), JSON.stringify({
-      agent: { mountpoint: path.join(dir, 'mnt'), stateDir: path.join(dir, 'state'), runDir: path.join(dir, 'run'), metrics: null, vms: [] },
+      agents: [{ socket: 'agent-api.sock' }], stateDir: path.join(dir, 'panel-state'),
       listen: '127.0.0.1:0', webhdfs: '127.0.0.1:0', token, jobWorkDir: path.join(dir, 'jobs'),
     }));
+    let hostLog = '';
+    host = spawn(livemrBin, ['host', '--config', path.join(dir, 'agent.json')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    host.stdout!.on('data', (d) => (hostLog += d));
+    host.stderr!.on('data', (d) => (hostLog += d));
+    await until(`agent API socket (${hostLog})`, () => fs.existsSync(path.join(dir, 'agent-api.sock')) || host!.exitCode !== null, 60_000);
+    expect(host.exitCode, hostLog).toBeNull();
     let log = '';
     panel = spawn(livemrBin, ['panel', '--config', path.join(dir, 'panel.json')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
     panel.stdout!.on('data', (d) => (log += d));
@@ -172,9 +186,15 @@ describe('the installed package', () => {
     const res = await fetch(`${url}/app.js`, { headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
     expect(Buffer.from(await res.arrayBuffer()).equals(fs.readFileSync(path.join(installed, 'dist/panel/ui/app.js')))).toBe(true);
+    const inv = (await (await fetch(`${url}/api/v1/inventory`, { headers: { authorization: `Bearer ${token}` } })).json()) as { mountpoint: string; hosts: { connected: boolean }[] };
+    expect([inv.mountpoint, inv.hosts.map((h) => h.connected)]).toEqual([path.join(dir, 'mnt'), [true]]);
     panel.kill('SIGTERM');
     await until('panel exit', () => panel!.exitCode !== null, 15_000);
     expect(panel.exitCode, log).toBe(0);
+    expect(mounted(path.join(dir, 'mnt'))).toBe(true); // the agent's, not the panel's
+    host.kill('SIGTERM');
+    await until('agent exit', () => host!.exitCode !== null, 15_000);
+    expect(host.exitCode, hostLog).toBe(0);
     expect(mounted(path.join(dir, 'mnt'))).toBe(false);
   });
 

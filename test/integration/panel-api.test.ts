@@ -1,5 +1,5 @@
-// The panel's REST API against a real embedded host agent (real FUSE mount, real WebHDFS gateway,
-// real JVM for a job), without a guest: the VM's QMP socket does not exist, so the agent keeps
+// The panel's REST API against a real host agent it talks to over the agent's API socket (real
+// FUSE mount, the panel's real WebHDFS gateway over it, real JVM for a job), without a guest: the VM's QMP socket does not exist, so the agent keeps
 // connecting and a share request waits for the guest. Every endpoint, and bad input of each kind:
 // a clear 4xx JSON error and nothing changed.
 import { execFile, execFileSync } from 'node:child_process';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePlan, parseMetrics, type Decision } from '../../src/cache/index.js';
+import { HostAgent, parseConfig, type AgentConfig } from '../../src/host/index.js';
 import { createLogger } from '../../src/host/log.js';
 import { parsePanelConfig, type PanelConfig } from '../../src/panel/config.js';
 import { Panel } from '../../src/panel/server.js';
@@ -17,6 +18,8 @@ import { createTestUser, type TestUser } from '../harness/users.js';
 let dir: string;
 let panel: Panel | undefined;
 let cfg: PanelConfig;
+let agentCfg: AgentConfig;
+let agent: HostAgent | undefined;
 let jobUser: TestUser;
 const logs: string[] = [];
 const words = 'alpha beta gamma\nbeta gamma\ngamma\n';
@@ -66,17 +69,23 @@ beforeAll(async () => {
     { at: new Date().toISOString(), step: 1, action: 'dry-run', reason: 'would apply', hysteresis: 0.05, move: 0.4, plan: { solver: plan.solver, fitness: plan.fitness, rows: plan.rows } },
   ];
   writeFileSync(join(dir, 'decisions.jsonl'), ds.map((d) => JSON.stringify(d)).join('\n') + '\nnot json\n');
+  agentCfg = parseConfig({
+    mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null, apiSocket: join(dir, 'agent-api.sock'),
+    vms: [{ name: 'vm1', qmp: join(dir, 'no-such.qmp') }],
+  });
+  agent = await HostAgent.start(agentCfg, createLogger({ level: 'debug', sink: (l) => logs.push(l) }).child('host'));
+  agent.store.compose('local-words', [{ file: join(dir, 'words.txt'), offset: 0, length: words.length }]);
   cfg = parsePanelConfig({
-    agent: { mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null, vms: [{ name: 'vm1', qmp: join(dir, 'no-such.qmp') }] },
+    agents: [{ socket: agentCfg.apiSocket }], stateDir: join(dir, 'panel'),
     listen: '127.0.0.1:0', cacheDecisions: join(dir, 'decisions.jsonl'), maxJarBytes: 1 << 20,
     jobUser: jobUser.name, jobWorkDir: join(dir, 'jobs-work'), maxJars: 3, maxQueuedJobs: 2,
   });
   panel = await Panel.start(cfg, createLogger({ level: 'debug', sink: (l) => logs.push(l) }));
-  panel.agent.store.compose('local-words', [{ file: join(dir, 'words.txt'), offset: 0, length: words.length }]);
 });
 
 afterAll(async () => {
   await panel?.stop();
+  await agent?.stop();
   try { execFileSync('fusermount3', ['-uz', join(dir, 'mnt')], { stdio: 'ignore' }); } catch { /* not mounted */ }
   rmSync(dir, { recursive: true, force: true });
   jobUser?.remove();
@@ -198,14 +207,14 @@ describe('panel REST API', () => {
     }
     ac.abort();
     expect((await call('GET', '/api/v1/shares')).json).toMatchObject([{ vm: 'vm1', path: '/mnt/data/app.log', state: 'pending' }]);
-    expect(JSON.parse(readFileSync(join(cfg.agent.stateDir, 'requests.json'), 'utf8'))).toEqual({ vm1: ['/mnt/data/app.log'] });
+    expect(JSON.parse(readFileSync(join(agentCfg.stateDir, 'requests.json'), 'utf8'))).toEqual({ vm1: ['/mnt/data/app.log'] });
   });
 
   it('composed files: lists, segments, readable on the mount and over WebHDFS; compose refuses what is not granted', async () => {
     const list = (await call('GET', '/api/v1/composed')).json;
     expect(list).toMatchObject([{ name: 'local-words', fileName: 'livemr_local-words', size: words.length, segments: 1 }]);
     const c = list[0];
-    expect(c.mountPath).toBe(join(cfg.agent.mountpoint, 'livemr_local-words'));
+    expect(c.mountPath).toBe(join(agentCfg.mountpoint, 'livemr_local-words'));
     expect(readFileSync(c.mountPath, 'utf8')).toBe(words);
     const st = await fetch(`${panel!.gateway.url}/webhdfs/v1/livemr_local-words?op=GETFILESTATUS&user.name=alice`);
     expect(((await st.json()) as any).FileStatus.length).toBe(words.length);
@@ -282,8 +291,8 @@ describe('panel REST API', () => {
     const up = await call('POST', '/api/v1/jars', { body: await probeJar(), type: 'application/java-archive' });
     expect(up.status).toBe(201);
     const token = join(cfg.stateDir, 'panel.token');
-    const tries = ['/etc/shadow', token, cfg.stateDir, join(cfg.agent.stateDir, 'requests.json'), join(dir, 'images', 'disk.qcow2'),
-      join(cfg.agent.mountpoint, 'livemr_local-words'), join(cfg.stateDir, 'jobs'), `write:${join(cfg.stateDir, 'jars', 'planted.jar')}`, '/root'];
+    const tries = ['/etc/shadow', token, cfg.stateDir, join(agentCfg.stateDir, 'requests.json'), join(dir, 'images', 'disk.qcow2'),
+      join(agentCfg.mountpoint, 'livemr_local-words'), join(cfg.stateDir, 'jobs'), `write:${join(cfg.stateDir, 'jars', 'planted.jar')}`, '/root'];
     const sub = await post('/api/v1/jobs', { program: 'jar', jar: up.json.id, args: tries, inputs: ['local-words'] });
     expect(sub.status).toBe(202);
     const done = await until('the probe job to end', async () => {
@@ -357,6 +366,6 @@ describe('panel REST API', () => {
     const after = (await call('GET', '/api/v1/jobs')).json;
     expect(after).toEqual(before);
     // the request is kept by the agent (asked again when the guest connects)
-    expect(JSON.parse(readFileSync(join(cfg.agent.stateDir, 'requests.json'), 'utf8'))).toEqual({ vm1: ['/mnt/data/app.log'] });
+    expect(JSON.parse(readFileSync(join(agentCfg.stateDir, 'requests.json'), 'utf8'))).toEqual({ vm1: ['/mnt/data/app.log'] });
   });
 });

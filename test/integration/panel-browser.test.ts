@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePlan, parseMetrics, type Decision } from '../../src/cache/index.js';
+import { HostAgent, parseConfig } from '../../src/host/index.js';
 import { createLogger } from '../../src/host/log.js';
 import { parsePanelConfig } from '../../src/panel/config.js';
 import { Panel } from '../../src/panel/server.js';
@@ -23,6 +24,7 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 let dir: string;
 let vm: GuestVm | undefined;
 let panel: Panel | undefined;
+let agent: HostAgent | undefined;
 let ctx: BrowserContext | undefined;
 let page: Page;
 let jobUser: TestUser | undefined;
@@ -42,8 +44,12 @@ beforeAll(async () => {
   vm = await bootGuest({ name: 'panel', channel: false });
   // alice's log: a few thousand words with a skewed distribution
   await vm.sh(`i=0; while [ $i -lt 400 ]; do echo "kvm guest log line $i kvm hadoop kvm"; i=$((i+1)); done > ${FILE}; echo top secret > ${SECRET}; chown alice ${FILE} ${SECRET}; sync`);
+  agent = await HostAgent.start(parseConfig({
+    mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null, apiSocket: join(dir, 'agent-api.sock'),
+    vms: [{ name: 'vm1', qmp: vm.qmpSocket }],
+  }), createLogger({ level: 'debug', sink: (l) => logs.push(l) }).child('host'));
   panel = await Panel.start(parsePanelConfig({
-    agent: { mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null, vms: [{ name: 'vm1', qmp: vm.qmpSocket }] },
+    agents: [{ socket: join(dir, 'agent-api.sock') }], stateDir: join(dir, 'panel'),
     listen: '127.0.0.1:0', cacheDecisions: join(dir, 'decisions.jsonl'), jobUser: jobUser.name, jobWorkDir: join(dir, 'jobs-work'),
   }), createLogger({ level: 'debug', sink: (l) => logs.push(l) }));
   ctx = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
@@ -55,6 +61,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await ctx?.close().catch(() => {});
   await panel?.stop().catch(() => {});
+  await agent?.stop().catch(() => {});
   await vm?.shutdown();
   if (logs.length) console.error(logs.filter((l) => /"level":"(warn|error)"/.test(l)).slice(-30).join('\n'));
   try { execFileSync('fusermount3', ['-uz', join(dir, 'mnt')], { stdio: 'ignore' }); } catch { /* not mounted */ }

@@ -95,6 +95,10 @@ describe('--config FILE: option values as JSON', () => {
   it('the packaged examples are valid for their commands', async () => {
     const { parseConfig } = await import('../../../src/host/config.js');
     expect(parseConfig(JSON.parse(fs.readFileSync(new URL('agent.json', root), 'utf8')))).toMatchObject({ mountpoint: '/srv/livemr', group: 'livemr' });
+    const { parsePanelConfig } = await import('../../../src/panel/config.js');
+    const panel = parsePanelConfig(JSON.parse(fs.readFileSync(new URL('panel.json', root), 'utf8')));
+    expect(panel).toMatchObject({ agents: [{ socket: '/run/livemr/agent-api.sock' }], jobUser: 'livemr-job', stateDir: '/var/lib/livemr-panel' });
+    expect(parseConfig(JSON.parse(fs.readFileSync(new URL('agent.json', root), 'utf8'))).apiSocket).toBe(panel.agents[0]!.socket);
     const { commands } = await import('../../../src/cli/hdfs.js');
     for (const [name, file] of [['hdfs serve', 'gateway.json'], ['hdfs aggregate', 'aggregator.json']] as const) {
       const text = commands.find((c) => c.name === name)!.help();

@@ -16,6 +16,7 @@ import { checkGuestPath } from '../../../src/panel/server.js';
 const dir = mkdtempSync(join(tmpdir(), 'livemr-panel-unit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+const agents = [{ socket: '/run/livemr/agent-api.sock' }];
 const agent = { mountpoint: '/srv/livemr', stateDir: '/var/lib/livemr', vms: [{ name: 'web1', qmp: '/run/web1.qmp' }] };
 
 describe('checkGuestPath', () => {
@@ -54,42 +55,46 @@ describe('RateTracker', () => {
 });
 
 describe('parsePanelConfig', () => {
-  it('defaults: loopback, state under the agent, local runner', () => {
-    const c = parsePanelConfig({ agent });
+  it('defaults: loopback, the panel user\'s own state, a job user that is not the panel\'s, local runner', () => {
+    const c = parsePanelConfig({ agents });
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 8470 });
     expect(c.webhdfs).toEqual({ host: '127.0.0.1', port: 0 });
-    expect(c.stateDir).toBe('/var/lib/livemr/panel');
+    expect(c.stateDir).toBe('/var/lib/livemr-panel');
     expect(c.yarn).toBeUndefined();
-    expect(c.jobUser).toBe('livemr');
+    expect(c.jobUser).toBe('livemr-job');
     expect(c.jobWorkDir).toBe('/var/lib/livemr-jobs');
     expect([c.maxQueuedJobs, c.maxJars]).toEqual([16, 32]);
     expect(c.token).toBeUndefined();
-    expect(c.agent.vms[0]!.name).toBe('web1');
+    expect(c.agents).toEqual([{ socket: '/run/livemr/agent-api.sock' }]);
   });
   it('YARN: hadoopConf (absolute dir) and jobOutput (a cluster URI, not file://)', () => {
-    const c = parsePanelConfig({ agent, yarn: 'rm:8032', hadoopConf: '/etc/hadoop/conf', jobOutput: 'hdfs://nn:8020/user/livemr/jobs' });
+    const c = parsePanelConfig({ agents, yarn: 'rm:8032', hadoopConf: '/etc/hadoop/conf', jobOutput: 'hdfs://nn:8020/user/livemr/jobs' });
     expect([c.yarn, c.hadoopConf, c.jobOutput]).toEqual(['rm:8032', '/etc/hadoop/conf', 'hdfs://nn:8020/user/livemr/jobs']);
-    expect(() => parsePanelConfig({ agent, hadoopConf: 'conf' })).toThrow(/\$\.hadoopConf/);
-    expect(() => parsePanelConfig({ agent, jobOutput: 'file:///tmp/out' })).toThrow(/\$\.jobOutput/);
-    expect(() => parsePanelConfig({ agent, jobOutput: '/user/x' })).toThrow(/\$\.jobOutput/);
+    expect(() => parsePanelConfig({ agents, hadoopConf: 'conf' })).toThrow(/\$\.hadoopConf/);
+    expect(() => parsePanelConfig({ agents, jobOutput: 'file:///tmp/out' })).toThrow(/\$\.jobOutput/);
+    expect(() => parsePanelConfig({ agents, jobOutput: '/user/x' })).toThrow(/\$\.jobOutput/);
   });
-  it('reads the agent config from a file relative to the panel config', () => {
-    writeFileSync(join(dir, 'agent.json'), JSON.stringify(agent));
-    expect(parsePanelConfig({ agent: 'agent.json', listen: '[::1]:9000' }, dir).listen).toEqual({ host: '::1', port: 9000 });
+  it('several agents: a relative socket is relative to the panel config; remote ones name their WebHDFS endpoint', () => {
+    const c = parsePanelConfig({ agents: [{ socket: 'a.sock' }, { socket: '/run/livemr-panel/hostb.sock', webhdfs: 'hostb:9870' }], listen: '[::1]:9000' }, dir);
+    expect(c.listen).toEqual({ host: '::1', port: 9000 });
+    expect(c.agents).toEqual([{ socket: join(dir, 'a.sock') }, { socket: '/run/livemr-panel/hostb.sock', webhdfs: 'hostb:9870' }]);
   });
   it.each([
-    [{ agent, listn: 'x' }, /\$\.listn: unknown key/],
-    [{ agent, listen: 'localhost' }, /\$\.listen: must be "host:port"/],
-    [{ agent, listen: '1.2.3.4:70000' }, /\$\.listen/],
-    [{ agent, token: 'short' }, /\$\.token/],
-    [{ agent, stateDir: 'rel' }, /\$\.stateDir: must be an absolute path/],
-    [{ agent, jobUser: 'bad user' }, /\$\.jobUser/],
-    [{ agent, maxJarBytes: -1 }, /\$\.maxJarBytes/],
-    [{ agent, jobWorkDir: 'rel' }, /\$\.jobWorkDir: must be an absolute path/],
-    [{ agent, maxQueuedJobs: 0 }, /\$\.maxQueuedJobs/],
-    [{ agent, maxJars: 1.5 }, /\$\.maxJars/],
-    [{ agent: { ...agent, vms: 3 } }, /\$\.agent: \$\.vms: must be an array/],
-    [{}, /\$\.agent/],
+    [{ agents, listn: 'x' }, /\$\.listn: unknown key/],
+    [{ agents, listen: 'localhost' }, /\$\.listen: must be "host:port"/],
+    [{ agents, listen: '1.2.3.4:70000' }, /\$\.listen/],
+    [{ agents, token: 'short' }, /\$\.token/],
+    [{ agents, stateDir: 'rel' }, /\$\.stateDir: must be an absolute path/],
+    [{ agents, jobUser: 'bad user' }, /\$\.jobUser/],
+    [{ agents, maxJarBytes: -1 }, /\$\.maxJarBytes/],
+    [{ agents, jobWorkDir: 'rel' }, /\$\.jobWorkDir: must be an absolute path/],
+    [{ agents, maxQueuedJobs: 0 }, /\$\.maxQueuedJobs/],
+    [{ agents, maxJars: 1.5 }, /\$\.maxJars/],
+    [{ agent }, /\$\.agent: the panel no longer runs its own agent/],
+    [{ agents: [{ socket: '/a' }, { socket: '/b' }] }, /at most one agent without "webhdfs"/],
+    [{ agents: [{ socket: '/a', webhdfs: 'nope' }] }, /\$\.agents\[0\]\.webhdfs/],
+    [{ agents: [{ sock: '/a' }] }, /\$\.agents\[0\]\.sock: unknown key/],
+    [{}, /\$\.agents/],
     [[], /\$: must be a JSON object/],
   ])('refuses %j', (raw, msg) => {
     expect(() => parsePanelConfig(raw)).toThrow(ConfigError);
