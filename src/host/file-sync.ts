@@ -46,6 +46,11 @@ export interface FileSyncOptions {
   onStatus?: () => void;
   /** a round failed (logged here already) */
   onError?: (e: Error) => void;
+  /**
+   * How long files journaled by an earlier run stay withheld waiting for the guest to confirm them
+   * (its resync) before their journal records are dropped too (default 10 min).
+   */
+  unconfirmedTtlMs?: number;
   log: Logger;
   metrics: Metrics;
   /** once aborted, no job touches the store any more (the agent closes it next) */
@@ -71,10 +76,45 @@ export class FileSync {
   private storeRetry = new Map<number, GuestFile>();
   private storeRetryTimer?: NodeJS.Timeout;
   private storeRetryDelay = 100;
+  /** journaled by an earlier run, withheld until the guest reports them again (withholdJournaled) */
+  private unconfirmed = new Set<string>();
+  /** files the guest confirmed after a restart: their next publish is a remap for BigLogs */
+  private confirmed = new Set<number>();
   /** how long the last round took (ms) */
   lastApplyLatency = 0;
 
-  constructor(private readonly o: FileSyncOptions) {}
+  constructor(private readonly o: FileSyncOptions) {
+    this.withholdJournaled();
+  }
+
+  /**
+   * The compositions this VM's files had in an earlier run (the journal brought them back) are not
+   * served until the guest has resynced and reported them again, laid out anew on the images as
+   * they are now: meanwhile the guest may have freed and reused their blocks. A file the resync
+   * does not report, or every one if the guest stays silent for unconfirmedTtlMs, is dropped from
+   * the journal too.
+   */
+  private withholdJournaled(): void {
+    for (const name of this.ownCompositions()) {
+      if (!this.o.store.withhold(name)) continue;
+      this.unconfirmed.add(name);
+      this.o.onChange?.(this.o.vm, unescapePath(name.slice(this.o.vm.length + 1)), 0, 'removed');
+    }
+    if (this.unconfirmed.size === 0) return;
+    this.o.log.info('journaled files withheld until the guest confirms them', { files: this.unconfirmed.size });
+    const t = setTimeout(() => this.run(async () => this.dropUnconfirmed('the guest did not confirm it in time')), this.o.unconfirmedTtlMs ?? 600_000);
+    t.unref();
+    this.o.signal.addEventListener('abort', () => clearTimeout(t), { once: true });
+  }
+
+  /** Journals the removal of the withheld files nobody confirmed. */
+  private dropUnconfirmed(reason: string): void {
+    for (const name of this.unconfirmed) {
+      if (this.tryRemove(name)) this.o.log.info('withheld file dropped', { file: name, reason });
+      else this.scheduleStoreRetry();
+    }
+    this.unconfirmed.clear();
+  }
 
   // --- what the guest says ---------------------------------------------------------------------
 
@@ -85,7 +125,9 @@ export class FileSync {
 
   /** The guest reported a file's extents (a report during a resync keeps its composition). */
   reported(f: GuestFile): void {
-    this.stale.delete(compositionName(this.o.vm, f.path));
+    const name = compositionName(this.o.vm, f.path);
+    this.stale.delete(name);
+    if (this.unconfirmed.delete(name)) this.confirmed.add(f.fileId);
     this.update(f);
   }
 
@@ -105,6 +147,7 @@ export class FileSync {
     this.run(async () => {
       for (const name of this.stale) this.removeFile(undefined, name, 'not re-reported after resync');
       this.stale.clear();
+      this.dropUnconfirmed('not re-reported after resync');
       this.o.log.info('guest resync done', { files });
     });
   }
@@ -267,8 +310,10 @@ export class FileSync {
     f.changedFrom = Infinity; // acted on: the mount dropped its cached pages from there
     status.servedSize = store.get(name)?.segments.size ?? 0;
     if (rewritten) this.o.onChange?.(vm, f.path, status.servedSize, 'rewritten');
+    // confirmed after a restart: BigLogs rebuild what they had from it (they had zeros meanwhile)
+    const reverified = this.confirmed.delete(f.fileId) && result !== 'refused';
     const change: SourceChange | undefined =
-      result === 'refused' || result === 'removed' ? 'removed' : result === 'remapped' ? 'remapped'
+      result === 'refused' || result === 'removed' ? 'removed' : result === 'remapped' || reverified ? 'remapped'
         : result === 'truncated' ? 'shrunk' : status.servedSize > before ? 'grown' : undefined;
     if (change) this.o.onChange?.(vm, f.path, status.servedSize, change);
     if (result !== 'unchanged') {

@@ -56,6 +56,8 @@ export interface VmLinkDeps {
   /** pause before redialing a dropped channel / retrying a failed control connection (tests) */
   channelRetryMs?: number;
   controlRetryMs?: number;
+  /** how long files journaled by an earlier run wait for the guest's confirmation (FileSyncOptions) */
+  unconfirmedTtlMs?: number;
 }
 
 export class VmLink {
@@ -84,6 +86,7 @@ export class VmLink {
       onStatus,
       onError: (e) => { this.lastError = e.message; },
       ...(deps.onChange ? { onChange: deps.onChange } : {}),
+      ...(deps.unconfirmedTtlMs !== undefined ? { unconfirmedTtlMs: deps.unconfirmedTtlMs } : {}),
     });
     this.channel = new GuestChannel({
       hostId: deps.hostId, log: this.log, onStatus, onSession: (s) => this.attachSession(s),
