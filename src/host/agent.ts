@@ -1,9 +1,9 @@
 // `livemr host`: what a KVM host runs. Owns the composition store and the FUSE mount, keeps one
 // VmLink per configured VM, answers the composition control socket (so `livemr compose` can build
 // multi-VM files like the paper's BigLog while the agent runs), and serves /status (JSON) and
-// /metrics (Prometheus) over HTTP — on a root-only unix socket in the state directory, on the API
-// socket of the config's group (the panel, docs/host.md "API"), and on the configured TCP address
-// (reads only).
+// /metrics (Prometheus) over HTTP — on a root-only unix socket in the state directory and on the
+// API socket of the config's group (the panel, docs/host.md "API"); the configured TCP address,
+// open to every local user, serves /metrics alone.
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
@@ -38,7 +38,11 @@ export interface AgentStatus {
   vms: VmStatus[];
 }
 
-/** Changes only over the root-only unix socket (no remote address), never over the metrics address. */
+/**
+ * Changes, and anything naming images or guest paths (status, compositions, events, BigLogs),
+ * only over the unix sockets (no remote address: the root-only agent.sock, the group's API socket),
+ * never over the metrics address: that one is open to every local user (issue 14 #8).
+ */
 function localOnly(req: IncomingMessage, what: string): void {
   if (req.socket.remoteAddress !== undefined) throw forbidden(`${what} over the agent socket only`);
 }
@@ -265,13 +269,14 @@ export class HostAgent {
     });
   }
 
-  /** The agent's HTTP API (docs/host.md): reads on both listeners, changes on the unix socket only. */
+  /** The agent's HTTP API (docs/host.md): /metrics on both listeners, the rest on the unix socket only. */
   private readonly api = new Router()
-    .on('GET', '/status', ({ res }) => sendJson(res, 200, this.status()))
+    .on('GET', '/status', ({ req, res }) => { localOnly(req, 'status'); sendJson(res, 200, this.status()); })
     .on('GET', '/metrics', ({ res }) => void res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.renderMetrics()))
-    .on('GET', '/biglogs', ({ res }) => sendJson(res, 200, this.bigLogs.list()))
-    .on('GET', '/compositions', ({ res }) => sendJson(res, 200, this.store.list()))
-    .on('GET', '/compositions/:name', ({ res, params }) => {
+    .on('GET', '/biglogs', ({ req, res }) => { localOnly(req, 'BigLogs'); sendJson(res, 200, this.bigLogs.list()); })
+    .on('GET', '/compositions', ({ req, res }) => { localOnly(req, 'compositions'); sendJson(res, 200, this.store.list()); })
+    .on('GET', '/compositions/:name', ({ req, res, params }) => {
+      localOnly(req, 'compositions');
       const c = this.store.list().find((x) => x.name === params.name);
       if (!c) throw notFound(`no composed file '${params.name}'`);
       const segs = this.store.segments(c.name);
@@ -294,6 +299,7 @@ export class HostAgent {
       sendJson(res, 200, this.requestShare(b.vm, b.path));
     })
     .on('GET', '/events', ({ req, res }) => {
+      localOnly(req, 'events');
       // server-sent events: full snapshots on connect and after every change — `status` (VMs, shares,
       // files) and `compositions` ({compositions, bigLogs}); a client never has to diff
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
