@@ -30,25 +30,27 @@ export class BigLogError extends LiveMrError {
 }
 
 export class BigLogs {
-  private defs: Record<string, BigLogDef> = {};
+  /** a Map, not an object: a BigLog may be named `constructor` or `__proto__` */
+  private defs = new Map<string, BigLogDef>();
 
   constructor(private readonly store: CompositionStore, private readonly file: string, private readonly log: Logger, private readonly vmNames: string[]) {
-    if (existsSync(file)) this.defs = JSON.parse(readFileSync(file, 'utf8')) as Record<string, BigLogDef>;
+    if (existsSync(file)) this.defs = new Map(Object.entries(JSON.parse(readFileSync(file, 'utf8')) as Record<string, BigLogDef>));
   }
 
   list(): BigLogInfo[] {
-    return Object.entries(this.defs).map(([name, d]) => ({ name, sources: d.sources, chunks: d.chunks.length, size: this.store.get(name)?.segments.size ?? 0 }));
+    return [...this.defs].map(([name, d]) => ({ name, sources: d.sources, chunks: d.chunks.length, size: this.store.get(name)?.segments.size ?? 0 }));
   }
 
   /** Creates the BigLog or adds sources to it; each new source's current content is appended. */
   join(name: string, sources: BigLogSource[]): void {
     if (this.vmNames.some((vm) => name.startsWith(`${vm}_`))) throw new BigLogError('BIGLOG_NAME_TAKEN', `names starting with '<vm>_' are reserved for shared files`);
-    if (this.store.get(name) && !this.defs[name]) throw new BigLogError('BIGLOG_NAME_TAKEN', `${name} exists and is not a BigLog`);
+    if (this.store.get(name) && !this.defs.has(name)) throw new BigLogError('BIGLOG_NAME_TAKEN', `${name} exists and is not a BigLog`);
     for (const s of sources) {
       if (!this.vmNames.includes(s.vm)) throw new BigLogError('HOST_UNKNOWN_VM', `unknown VM '${s.vm}'`);
       if (!s.path.startsWith('/')) throw new BigLogError('BIGLOG_BAD_SOURCE', `guest path '${s.path}' must be absolute`);
     }
-    const def = (this.defs[name] ??= { sources: [], chunks: [] });
+    let def = this.defs.get(name);
+    if (!def) this.defs.set(name, (def = { sources: [], chunks: [] }));
     if (!this.store.get(name)) this.store.compose(name, []);
     for (const s of sources) {
       if (def.sources.some((x) => x.vm === s.vm && x.path === s.path)) continue;
@@ -63,7 +65,7 @@ export class BigLogs {
   /** Called after a shared file changed on the mount. */
   sourceChanged(vm: string, path: string, after: number, kind: 'grown' | 'shrunk' | 'remapped' | 'removed' | 'rewritten'): void {
     let dirty = false;
-    for (const [name, def] of Object.entries(this.defs)) {
+    for (const [name, def] of this.defs) {
       const idx = def.sources.findIndex((s) => s.vm === vm && s.path === path);
       if (idx < 0) continue;
       if (kind === 'grown') {
@@ -112,6 +114,7 @@ export class BigLogs {
   }
 
   private save(): void {
-    writeFileAtomic(this.file, JSON.stringify(this.defs), { mode: 0o600 });
+    // Object.fromEntries defines own properties, so even `__proto__` round-trips through JSON.parse
+    writeFileAtomic(this.file, JSON.stringify(Object.fromEntries(this.defs)), { mode: 0o600 });
   }
 }

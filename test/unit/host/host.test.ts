@@ -10,6 +10,8 @@ import { openImage, type ImageMapper } from '../../../src/image/index.js';
 import { ConfigError, parseConfig } from '../../../src/host/config.js';
 import { layoutFile, LayoutError } from '../../../src/host/layout.js';
 import { Metrics } from '../../../src/host/metrics.js';
+import { BigLogs } from '../../../src/host/biglog.js';
+import { createLogger } from '../../../src/host/log.js';
 import { compositionName, escapePath, unescapePath } from '../../../src/host/naming.js';
 import { firstDifference, publish, sliceSegments } from '../../../src/host/publish.js';
 
@@ -132,6 +134,26 @@ describe('layout and publish on a real qcow2 image', () => {
     const cur = [{ at: 0, file: '/a', offset: 10, length: 10 }, { at: 10, file: null, offset: 0, length: 5 }];
     expect(firstDifference(cur, segs, 15)).toBe(15);
     expect(firstDifference(cur, [{ file: '/a', offset: 10, length: 7 }, { file: '/a', offset: 99, length: 8 }], 15)).toBe(7);
+  });
+});
+
+describe('BigLogs', () => {
+  it('takes any composition name, `constructor` and `toString` too, and keeps them across a reload', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'livemr-biglog-unit-'));
+    const store = CompositionStore.open(join(dir, 'state'));
+    try {
+      store.compose('vm1_a', [{ file: '/img/x', offset: 0, length: 10 }]);
+      const file = join(dir, 'biglogs.json');
+      const log = createLogger({ sink: () => {} });
+      const b = new BigLogs(store, file, log, ['vm1']);
+      for (const name of ['constructor', 'toString', 'hasOwnProperty']) b.join(name, [{ vm: 'vm1', path: '/a' }]);
+      b.sourceChanged('vm1', '/a', 0, 'removed');
+      const again = new BigLogs(store, file, log, ['vm1']);
+      expect(again.list().map((x) => [x.name, x.sources.length, x.chunks])).toEqual([['constructor', 1, 1], ['toString', 1, 1], ['hasOwnProperty', 1, 1]]);
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
