@@ -222,7 +222,9 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
         const noredirect = q.get('noredirect')?.toLowerCase() === 'true';
         if (!f.local || noredirect) {
           // an aggregator, or a client that asked where to read: name the agent that serves the bytes
-          const base = f.local ? `http://${req.headers.host ?? new URL(f.location.url).host}` : f.location.url;
+          // never from the Host header, which the client chooses: the configured URL, else the
+          // address the client reached this gateway on
+          const base = f.location.url || selfUrl(req);
           const params = new URLSearchParams(url.searchParams);
           for (const k of [...params.keys()]) if (k.toLowerCase() === 'noredirect') params.delete(k);
           const location = `${base}${rawPath}?${params.toString()}`;
@@ -283,4 +285,10 @@ export async function startGateway(opts: GatewayOptions & { host?: string; port?
         server.closeAllConnections();
       }),
   };
+}
+
+/** http://ADDR:PORT of the socket `req` arrived on (the local end). */
+function selfUrl(req: http.IncomingMessage): string {
+  const a = req.socket.localAddress ?? '127.0.0.1';
+  return `http://${a.includes(':') ? `[${a}]` : a}:${req.socket.localPort}`;
 }

@@ -141,6 +141,17 @@ describe('OPEN', () => {
     expect(await r.json()).toEqual({ Location: `${gw.url}/webhdfs/v1/livemr_a?user.name=alice&op=OPEN&offset=3` });
   });
 
+  it('noredirect never builds the Location from the Host header the client sent', async () => {
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: gw.port, path: '/webhdfs/v1/livemr_a?user.name=alice&op=OPEN&noredirect=true', headers: { host: 'evil.example' } }, (res) => {
+        let b = '';
+        res.setEncoding('utf8').on('data', (d: string) => (b += d)).on('end', () => resolve(b));
+      });
+      req.on('error', reject).end();
+    });
+    expect(JSON.parse(body)).toEqual({ Location: `${gw.url}/webhdfs/v1/livemr_a?user.name=alice&op=OPEN` });
+  });
+
   it('sees growth at once: length, bytes and block list follow appends', async () => {
     store.compose('grow', [{ file: img, offset: 0, length: 4000 }]);
     const blocks = async () =>
