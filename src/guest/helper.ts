@@ -33,6 +33,8 @@ export class GuestHelper {
   private readonly decoder = new FrameDecoder('host');
   private readonly tracker: Tracker;
   private up = false;
+  /** nonce of the hostHello last answered while up */
+  private answered = -1;
   private seqOut = 0;
   private seqIn = 0;
   private heartbeat?: NodeJS.Timeout;
@@ -117,6 +119,12 @@ export class GuestHelper {
         this.up = false;
         return;
       }
+      // The host repeats its hello every second until the answer arrives; repeats queue up in the
+      // port while the helper is not reading yet (Node starting under TCG: 10-60 s). Answering each
+      // made one full resync per queued repeat, and each re-established the host's session (files
+      // cleared, shares re-issued): the first share took minutes. One answer per nonce.
+      if (this.up && msg.nonce === this.answered) return;
+      this.answered = msg.nonce;
       this.o.log(`hello from host ${msg.hostId}: full resync`);
       this.seqOut = 0;
       this.seqIn = (seq + 1) >>> 0;
