@@ -12,10 +12,13 @@ export const MAX_CONFIG_BYTES = 16 << 20;
 export interface VmEntry {
   name: string;
   app: string;
-  qmp: string;
+  /** QMP socket; exactly one of qmp / domain */
+  qmp?: string;
+  /** libvirt domain name: monitored and actuated through libvirtd (see LoopConfig.libvirt) */
+  domain?: string;
   /** guest IP on the host bridge, for the nftables pair counters */
   address?: string;
-  /** qdev ids of the disks to count and throttle (default: all) */
+  /** qdev ids (target devs such as "vdb" for a domain) of the disks to count and throttle (default: all) */
   disks?: string[];
   /** the VM's cgroup relative to the block controller root */
   cgroup?: string;
@@ -28,6 +31,8 @@ export interface VmEntry {
 
 export interface LoopConfig {
   vms: VmEntry[];
+  /** the libvirt connection of the VMs given by domain (uri default qemu:///system) */
+  libvirt?: { uri: string; socketPath?: string };
   priorities?: Record<string, number>;
   units?: number;
   solver?: SolverName;
@@ -151,7 +156,10 @@ export function parseLoopConfig(doc: unknown): LoopConfig {
     if (disks !== undefined && (!Array.isArray(disks) || !disks.every((d) => typeof d === 'string' && d !== ''))) {
       throw new CacheInputError(`${w}.disks must be a list of qdev ids`);
     }
-    const e: VmEntry = { name: str(v, 'name', w)!, app: str(v, 'app', w)!, qmp: str(v, 'qmp', w)! };
+    const qmp = str(v, 'qmp', w, true);
+    const domain = str(v, 'domain', w, true);
+    if (!qmp === !domain) throw new CacheInputError(`${w}: give exactly one of qmp / domain`);
+    const e: VmEntry = { name: str(v, 'name', w)!, app: str(v, 'app', w)!, ...(qmp ? { qmp } : { domain }) };
     if (disks) e.disks = disks as string[];
     const address = str(v, 'address', w, true);
     if (address) e.address = address;
@@ -168,6 +176,11 @@ export function parseLoopConfig(doc: unknown): LoopConfig {
     return e;
   });
   const cfg: LoopConfig = { vms };
+  if (doc.libvirt !== undefined) {
+    if (!isObj(doc.libvirt)) throw new CacheInputError('config.libvirt must be an object');
+    const socketPath = str(doc.libvirt, 'socketPath', 'libvirt', true);
+    cfg.libvirt = { uri: str(doc.libvirt, 'uri', 'libvirt', true) ?? 'qemu:///system', ...(socketPath ? { socketPath } : {}) };
+  }
   cfg.priorities = priorities(doc.priorities);
   cfg.units = num(doc, 'units', 'config', true);
   if (doc.solver !== undefined) {

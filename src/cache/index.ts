@@ -13,6 +13,7 @@ export * from './qemu-throttle.js';
 export * from './capacity.js';
 export * from './cache-config.js';
 export * from './actuators.js';
+export * from './libvirt.js';
 export * from './loop.js';
 export * from './config.js';
 export * from './setup.js';

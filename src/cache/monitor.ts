@@ -5,19 +5,24 @@
 // - CPU: query-cpus-fast gives each vCPU's host thread id; /proc/<pid>/task/<tid>/schedstat field 1 is
 //   the time that thread ran (ns); the QEMU pid is the thread's Tgid (/proc/<tid>/status);
 // - network: bytes per ordered pair of guests from nftables counters (./netcounters.ts).
+// A libvirt VM (`domain` instead of `qmp`) is never dialled over QMP: its block and vCPU counters come
+// from libvirt's bulk stats (./libvirt.ts).
 
 import { readFileSync } from 'node:fs';
 import { QmpClient, queryBlockstats, queryCpusFast, type BlockStats } from '../qmp/index.js';
 import { CacheInputError } from './errors.js';
+import type { LibvirtVms } from './libvirt.js';
 import type { Flow, VmMetrics } from './model.js';
 import type { NftPairCounters, PairBytes } from './netcounters.js';
 
 export interface MonitoredVm {
   name: string;
   app: string;
-  /** QMP socket */
-  qmp: string;
-  /** qdev ids (or QOM paths) of the disks to count; all disks if absent */
+  /** QMP socket (exactly one of qmp / domain) */
+  qmp?: string;
+  /** libvirt domain name: counters through libvirt, never its monitor */
+  domain?: string;
+  /** qdev ids (or QOM paths; target devs such as "vdb" for a domain) of the disks to count; all disks if absent */
   disks?: string[];
 }
 
@@ -78,17 +83,21 @@ export class Monitor {
   constructor(
     readonly vms: MonitoredVm[],
     private readonly net?: NftPairCounters,
+    private readonly libvirt?: LibvirtVms,
   ) {
     const names = new Set<string>();
     for (const vm of vms) {
       if (names.has(vm.name)) throw new CacheInputError(`duplicate VM name '${vm.name}'`);
+      if (!vm.qmp === !vm.domain) throw new CacheInputError(`VM ${vm.name}: give exactly one of qmp / domain`);
+      if (vm.domain && !libvirt) throw new CacheInputError(`VM ${vm.name}: a libvirt domain needs a libvirt connection`);
       names.add(vm.name);
     }
   }
 
   async start(): Promise<void> {
+    if (this.vms.some((vm) => vm.domain)) await this.libvirt!.start();
     for (const vm of this.vms) {
-      if (!this.clients.has(vm.name)) this.clients.set(vm.name, await QmpClient.connect(vm.qmp));
+      if (vm.qmp && !this.clients.has(vm.name)) this.clients.set(vm.name, await QmpClient.connect(vm.qmp));
     }
     await this.net?.install();
   }
@@ -103,6 +112,10 @@ export class Monitor {
     const vms: Record<string, VmSample> = {};
     await Promise.all(
       this.vms.map(async (vm) => {
+        if (vm.domain) {
+          vms[vm.name] = await this.libvirt!.sample(vm.domain, vm.disks);
+          return;
+        }
         const c = this.client(vm.name);
         const [stats, cpus] = await Promise.all([queryBlockstats(c), queryCpusFast(c)]);
         let cpuNs = 0;
@@ -118,6 +131,7 @@ export class Monitor {
     await this.net?.remove();
     for (const c of this.clients.values()) await c.close();
     this.clients.clear();
+    await this.libvirt?.stop();
   }
 }
 

@@ -6,6 +6,7 @@ import { openCasActuator, cgroupActuator, qemuThrottleActuator } from './actuato
 import { deviceNumber } from './cgroup.js';
 import { constraintsFor, type LoopConfig } from './config.js';
 import { CacheInputError } from './errors.js';
+import { LibvirtVms, libvirtBlkioWeightActuator, libvirtThrottleActuator } from './libvirt.js';
 import { CacheLoop, type Actuator, type Decision } from './loop.js';
 import { Monitor } from './monitor.js';
 import { NftPairCounters } from './netcounters.js';
@@ -30,26 +31,35 @@ export async function startSession(cfg: LoopConfig, o: { dryRun?: boolean; log?:
   const addresses: Record<string, string> = {};
   for (const vm of cfg.vms) if (vm.address) addresses[vm.name] = vm.address;
   const net = Object.keys(addresses).length >= 2 ? new NftPairCounters(addresses, cfg.network ?? {}) : undefined;
-  const monitor = new Monitor(cfg.vms, net);
-  await monitor.start();
+  // VMs given by libvirt domain are monitored and actuated through libvirtd, never over QMP
+  const qmpVms = cfg.vms.filter((v) => v.qmp);
+  const domainVms = cfg.vms.filter((v) => v.domain).map((v) => ({ name: v.name, domain: v.domain!, ...(v.disks ? { disks: v.disks } : {}) }));
+  const libvirt = domainVms.length ? new LibvirtVms(cfg.libvirt?.uri ?? 'qemu:///system', cfg.libvirt?.socketPath) : undefined;
+  const monitor = new Monitor(cfg.vms, net, libvirt);
   try {
+    await monitor.start();
     const actuators: Actuator[] = [];
     const a = cfg.actuators ?? {};
-    if (a.cgroupWeight || a.cgroupCaps) {
+    if ((a.cgroupWeight || a.cgroupCaps) && qmpVms.length) {
       if (!cfg.device) throw new CacheInputError('cgroup actuators need "device"');
-      const vms = cfg.vms.map((v) => {
+      const vms = qmpVms.map((v) => {
         if (!v.cgroup) throw new CacheInputError(`VM ${v.name} has no "cgroup"`);
         return { name: v.name, cgroup: v.cgroup };
       });
       actuators.push(cgroupActuator({ vms, dev: resolveDevice(cfg.device), weights: !!a.cgroupWeight, caps: !!a.cgroupCaps, capacityIops: cfg.capacityIops }));
     }
-    if (a.qemuThrottle) {
-      const vms = cfg.vms.map((v) => {
+    if (a.cgroupCaps && domainVms.length) {
+      throw new CacheInputError(`VM ${domainVms[0]!.name}: IOPS caps on a libvirt domain go through "qemuThrottle" (virsh blkdeviotune), not "cgroupCaps"`);
+    }
+    if (a.cgroupWeight && libvirt) actuators.push(libvirtBlkioWeightActuator({ vms: domainVms, libvirt }));
+    if (a.qemuThrottle && qmpVms.length) {
+      const vms = qmpVms.map((v) => {
         if (!v.disks?.length) throw new CacheInputError(`VM ${v.name}: QEMU throttling needs "disks"`);
         return { name: v.name, disks: v.disks };
       });
       actuators.push(qemuThrottleActuator({ vms, client: (n) => monitor.client(n), capacityIops: cfg.capacityIops ?? 0 }));
     }
+    if (a.qemuThrottle && libvirt) actuators.push(libvirtThrottleActuator({ vms: domainVms, libvirt, capacityIops: cfg.capacityIops ?? 0 }));
     if (a.opencas) {
       const cores = cfg.vms.map((v) => {
         if (v.casCoreId === undefined || !v.casCoreDevice) throw new CacheInputError(`VM ${v.name}: Open CAS needs casCoreId and casCoreDevice`);

@@ -63,6 +63,8 @@ export interface DefineOptions {
   memoryMb?: number;
   /** give the `data` disk no <serial> (a Nova-style ephemeral disk) */
   dataWithoutSerial?: boolean;
+  /** add an org.qemu.guest_agent.0 port (the image starts qemu-ga on it): `virsh reboot --mode agent` */
+  guestAgent?: boolean;
   bootTimeoutMs?: number;
 }
 
@@ -224,7 +226,7 @@ export async function startLibvirtd(): Promise<Libvirtd> {
         { dev: 'vdc', serial: 'pdata', mount: '/mnt/pdata', overlay: p('pdata.qcow2'), base: image.pdata, fsOffset: image.pdataFsOffset },
       ];
       for (const d of disks) execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', d.base, d.overlay]);
-      const xml = domainXml({ name, memoryMb: o.memoryMb ?? 512, kernel: image.vmlinuz, initrd: image.initrd, disks, dir });
+      const xml = domainXml({ name, memoryMb: o.memoryMb ?? 512, kernel: image.vmlinuz, initrd: image.initrd, disks, dir, guestAgent: !!o.guestAgent });
       writeFileSync(p('domain.xml'), xml);
       virsh('define', p('domain.xml'));
       state.domains.push(name);
@@ -292,7 +294,7 @@ export async function startLibvirtd(): Promise<Libvirtd> {
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/'/g, '&apos;');
 
 /** The domain definition: the test image's direct kernel boot, q35, TCG, qcow2 overlays, the control channel. */
-export function domainXml(o: { name: string; memoryMb: number; kernel: string; initrd: string; dir: string; disks: LibvirtGuestDisk[] }): string {
+export function domainXml(o: { name: string; memoryMb: number; kernel: string; initrd: string; dir: string; disks: LibvirtGuestDisk[]; guestAgent?: boolean }): string {
   const disks = o.disks.map((d) => `
     <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2' cache='writeback'/>
@@ -324,7 +326,11 @@ export function domainXml(o: { name: string; memoryMb: number; kernel: string; i
     <channel type='unix'>
       <source mode='bind' path='${esc(join(o.dir, 'ctl.sock'))}'/>
       <target type='virtio' name='org.livemr.ctl'/>
-    </channel>
+    </channel>${o.guestAgent ? `
+    <channel type='unix'>
+      <source mode='bind'/>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>` : ''}
     <memballoon model='none'/>
   </devices>
 </domain>

@@ -97,7 +97,7 @@ describe('input files', () => {
   it('reports what is wrong', () => {
     expect(() => parseMetrics({})).toThrow(/"vms"/);
     expect(() => parseMetrics({ vms: [{ name: 'a', app: 'x', ioTimeNs: 1, cpuTimeNs: 1, iops: 1 }] })).toThrow(/vms\[0\]\.bandwidth/);
-    expect(() => parseLoopConfig({ vms: [{ name: 'a', app: 'x' }] })).toThrow(/vms\[0\]\.qmp/);
+    expect(() => parseLoopConfig({ vms: [{ name: 'a', app: 'x' }] })).toThrow(/vms\[0\]: give exactly one of qmp \/ domain/);
     expect(() => parseLoopConfig({ vms: [{ name: 'a', app: 'x', qmp: '/q' }], solver: 'magic' })).toThrow(/solver/);
     expect(parseLoopConfig({ vms: [{ name: 'a', app: 'x', qmp: '/q', disks: ['vd0'] }], actuators: { qemuThrottle: true } }).actuators?.qemuThrottle).toBe(true);
   });
