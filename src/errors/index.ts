@@ -95,6 +95,11 @@ export const ERROR_CODES = {
   CACHE_ACTUATOR: { status: 500, meaning: 'writing or reading back a host setting failed' },
   // command line (src/cli)
   CLI_USAGE: { status: 400, meaning: 'a bad command line (exit code 2)' },
+  // guest helper (src/guest; it runs in the guest, these never reach an HTTP server there)
+  GUEST_PROTOCOL: { status: 500, meaning: 'a frame the encoder refuses to send (an out-of-range value: our own bug)' },
+  GUEST_PAYLOAD: { status: 400, meaning: 'a frame payload that does not decode (reported to the peer as bad-payload)' },
+  GUEST_UNSUPPORTED_DEVICE: { status: 400, meaning: 'a file on a block layer the helper cannot translate (btrfs, striped or thin LV, ...)' },
+  GUEST_USAGE: { status: 400, meaning: 'a bad livemr-guest command line (exit code 2)' },
 } as const satisfies Record<string, Entry>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

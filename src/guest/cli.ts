@@ -9,8 +9,11 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConsentSpool, DEFAULT_SPOOL, grantConsent, revokeConsent } from './consent.js';
 import { DEFAULT_HELPER_OPTIONS, GuestHelper, type HelperOptions } from './helper.js';
+import { LiveMrError } from '../errors/index.js';
 
-class Usage extends Error {}
+class Usage extends LiveMrError {
+  readonly code = 'GUEST_USAGE';
+}
 
 function parseDaemonArgs(args: string[]): HelperOptions {
   const o: HelperOptions = { ...DEFAULT_HELPER_OPTIONS };

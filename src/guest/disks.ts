@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { DiskInfo } from './protocol.js';
+import { LiveMrError } from '../errors/index.js';
 
 export interface FileDisk {
   /** virtio serial of the whole disk, or "pci:..." for a disk without one */
@@ -21,7 +22,8 @@ export interface FileDisk {
   devNode: string;
 }
 
-export class UnsupportedDeviceError extends Error {
+export class UnsupportedDeviceError extends LiveMrError {
+  readonly code = 'GUEST_UNSUPPORTED_DEVICE';
   override name = 'UnsupportedDeviceError';
 }
 

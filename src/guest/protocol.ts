@@ -4,6 +4,7 @@
 // allocation, bounds-checked fields, counts checked against the bytes left, and an error event (never
 // a throw) for anything malformed. After garbage it hunts for the next valid header.
 import { crc32 } from './crc32.js';
+import { LiveMrError } from '../errors/index.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAGIC0 = 0x4c; // 'L'
@@ -97,11 +98,14 @@ export type MessageOf<T extends TypeName> = Extract<Message, { type: T }>;
 export interface Frame { seq: number; msg: Message }
 
 /** Raised only by the encoder (our own bug or an out-of-range value we were asked to send). */
-export class ProtocolError extends Error {
+export class ProtocolError extends LiveMrError {
+  readonly code = 'GUEST_PROTOCOL';
   override name = 'ProtocolError';
 }
 
-class PayloadError extends Error {}
+class PayloadError extends LiveMrError {
+  readonly code = 'GUEST_PAYLOAD';
+}
 
 // ---------------------------------------------------------------------------------------------
 // Payload writer / reader
