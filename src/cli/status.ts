@@ -18,7 +18,7 @@ export const commands = [command({
     }
     const out: string[] = [`host ${s.host}  mount ${s.mountpoint}  ${s.compositions} composed files  up ${Math.round(s.uptimeMs / 1000)} s`];
     for (const vm of s.vms) {
-      out.push(`vm ${vm.name}: qmp ${vm.qmp}${vm.runState ? ` (${vm.runState})` : ''}, channel ${vm.channel}` +
+      out.push(`vm ${vm.name}: ${vm.control?.kind ?? 'qmp'} ${vm.qmp}${vm.runState ? ` (${vm.runState})` : ''}, channel ${vm.channel}` +
         `${vm.guest ? `, guest ${vm.guest.guestId}` : ''}, ${vm.files.length} shared files, ${vm.pendingRanges} pending ranges, freshness lag ${vm.freshnessLagMs} ms`);
       if (vm.lastError) out.push(`  last error: ${vm.lastError}`);
       for (const f of vm.files) {

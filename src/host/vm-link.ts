@@ -23,7 +23,10 @@ export type { ShareRecord, ShareRecordStatus } from './shares.js';
 
 export interface VmStatus {
   name: string;
+  /** the control plane's state (QMP or libvirt; the field keeps its first name) */
   qmp: 'connecting' | 'connected';
+  /** which control plane: 'qmp' or 'libvirt', and where it connects (a socket, a URI and domain) */
+  control: { kind: string; address: string };
   runState?: string;
   channel: ChannelState;
   channelSocket?: string;
@@ -214,6 +217,7 @@ export class VmLink {
     const s: VmStatus = {
       name: this.cfg.name,
       qmp: this.ctl?.open ? 'connected' : 'connecting',
+      control: { kind: this.control.kind, address: this.control.address },
       channel: this.channel.state,
       disks: (model?.disks ?? []).map((d) => ({ serial: d.serial, file: d.file, format: d.format, chain: d.chain.map((l) => l.file) })),
       files,

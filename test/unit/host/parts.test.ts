@@ -243,7 +243,7 @@ describe('VmLink from its parts (in-memory control plane and channel, real qcow2
     expect(hostRanges(name)).toEqual(merge([[hostOffset[2]!, C], [hostOffset[3]!, C], [hostOffset[0]!, C - 100]]));
     expect(bytesOf(name).equals(Buffer.concat([Buffer.alloc(2 * C, 0x61), Buffer.alloc(C - 100, 0x62)]))).toBe(true);
     const st = l.status();
-    expect(st).toMatchObject({ qmp: 'connected', channel: 'connected', runState: 'running', guest: { guestId: 'guest-1', software: 'fake' }, pendingRanges: 0 });
+    expect(st).toMatchObject({ qmp: 'connected', channel: 'connected', runState: 'running', guest: { guestId: 'guest-1', software: 'fake' }, pendingRanges: 0, control: { kind: control.kind, address: control.address } });
     expect(st.files).toEqual([expect.objectContaining({ path: '/cfg.log', name, guestSize: 3 * C - 100, servedSize: 3 * C - 100, pendingRanges: 0 })]);
     expect(st.shares).toEqual([expect.objectContaining({ path: '/cfg.log', status: 'shared' })]);
     // revoked: the composition goes and the share says why
