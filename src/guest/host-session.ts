@@ -5,7 +5,7 @@
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { encodeFrame, FrameDecoder, PROTOCOL_VERSION, type ErrorCode, type Extent, type Message, type MessageOf } from './protocol.js';
+import { encodeFrame, EXTENT_PENDING, FrameDecoder, PROTOCOL_VERSION, type ErrorCode, type Extent, type Message, type MessageOf } from './protocol.js';
 
 export interface GuestFile {
   fileId: number;
@@ -159,9 +159,15 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
     switch (msg.type) {
       case 'fileExtents': {
         const f = this.files.get(msg.fileId) ?? { fileId: msg.fileId, inode: msg.inode, generation: msg.generation, path: msg.path, disk: msg.disk, size: 0, extents: [], changedFrom: 0 };
+        // A report starts at or below the size the host was told (docs/protocol.md). One starting
+        // past it would leave bytes nobody described, which would read as a hole (zeros): they are
+        // pending instead (never served) until a report describes them.
+        const known = f.size;
+        const gap: Extent[] = msg.from > known ? [{ logical: known, physical: 0, length: msg.from - known, flags: EXTENT_PENDING }] : [];
+        if (gap.length) this.emit('protocolError', { code: 'bad-payload', message: `file ${msg.fileId}: report starts at ${msg.from}, past the ${known} bytes described` });
         f.path = msg.path;
         f.size = msg.size;
-        f.extents = [...clip(f.extents, msg.from), ...msg.extents];
+        f.extents = [...clip(f.extents, Math.min(msg.from, known)), ...gap, ...msg.extents];
         f.changedFrom = Math.min(f.changedFrom, msg.rewritten ? 0 : msg.from);
         this.files.set(f.fileId, f);
         if (!msg.more) this.emit('file', f);

@@ -6,6 +6,10 @@
 //  - bytes still in delayed allocation after the sync are pending extents, never holes;
 //  - `from` is where the host must re-read the mapping: the first changed extent, or the page the
 //    last report ended in when the file grew or shrank (it was partly written);
+//  - a shrink withdraws the whole file (`withdraw`: a truncate to 0 goes first) and the report
+//    describes it again from 0: a file cut and rewritten into the same blocks (copytruncate and a
+//    writer) looks to the helper like a cut to the size seen now, and every byte below the new end
+//    may have changed in place;
 //  - `rewritten` says the file was written since the last report: inotify says "modified", never
 //    which bytes, so an in-place write can be anywhere and the host drops its cached pages of the
 //    whole file (the mapping below `from` is unchanged, only content may be).
@@ -35,6 +39,8 @@ export interface ReportPlan {
   size: number;
   from: number;
   rewritten: boolean;
+  /** the file shrank since the last report: the host withdraws it (truncate to 0) before this report */
+  withdraw: boolean;
   /** extents at logical offsets ≥ from (the first one cut at from) */
   extents: Extent[];
 }
@@ -46,15 +52,16 @@ export interface ReportPlan {
  * @returns the report, or undefined when there is nothing to say
  */
 export function planReport(prev: Reported, sizeBefore: number, extents: Extent[], req: ReportRequest): ReportPlan | undefined {
+  const withdraw = sizeBefore < prev.size;
   const remapped = firstDifference(prev.extents, extents);
   const resized = sizeBefore !== prev.size ? alignDown(Math.min(sizeBefore, prev.size)) : Infinity;
-  let from = Math.min(req.from, remapped, resized, req.full ? 0 : Infinity);
+  let from = Math.min(req.from, remapped, resized, req.full || withdraw ? 0 : Infinity);
   if (from === Infinity) {
     if (!req.force && !req.rewritten) return undefined;
     const last = prev.extents.at(-1);
     from = last ? last.logical + last.length : 0; // no new mapping: a frame with the new path / the rewrite only
   }
-  return { size: sizeBefore, from, rewritten: req.rewritten, extents: extentsFrom(extents, from) };
+  return { size: sizeBefore, from, rewritten: req.rewritten, withdraw, extents: extentsFrom(extents, from) };
 }
 
 /** The extents at logical offsets ≥ from, the one straddling `from` cut there. */

@@ -64,6 +64,11 @@ interface SharedFile {
   reported: Extent[];
   reportedSize: number;
   /**
+   * how often the file was withdrawn out of band (a shrink seen by discover): a report planned
+   * before a withdrawal describes the file relative to what the host no longer has, so it is dropped
+   */
+  withdrawals: number;
+  /**
    * queued update: earliest changed offset, when it was first seen, bytes concerned, whether a
    * frame goes even without a visible change (renamed; or written: dirty pages in unwritten extents
    * show up only after writeback, which the send forces), and whether the file was written (where,
@@ -230,7 +235,7 @@ export class Tracker {
       const disk = resolveFileDisk(st.dev);
       const f: SharedFile = {
         id: this.nextId++, fd, key: `${st.dev}:${st.ino}`, ino: st.ino, generation: native().generation(fd), path, disk,
-        reported: [], reportedSize: 0, modified: false,
+        reported: [], reportedSize: 0, withdrawals: 0, modified: false,
       };
       // watched through the descriptor: the watch follows the inode through renames, also when re-armed
       f.watcher = new QuietWatch(`/proc/self/fd/${fd}`, this.o.settleMs, () => { f.modified = true; this.discover(f); });
@@ -286,6 +291,7 @@ export class Tracker {
       // and the synced report that follows at once describes the file again from 0.
       f.reported = [];
       f.reportedSize = 0;
+      f.withdrawals++;
       this.emit({ type: 'truncate', fileId: f.id, size: 0 });
     }
     let map;
@@ -339,7 +345,7 @@ export class Tracker {
   private async sendQueued(all: boolean, flushDisks = false): Promise<void> {
     const due = [...this.files.values()].filter((f) => f.queued);
     if (!due.length) return;
-    const plans: { f: SharedFile; extents: Extent[]; plan: ReportPlan }[] = [];
+    const plans: { f: SharedFile; extents: Extent[]; plan: ReportPlan; withdrawals: number }[] = [];
     for (const f of due) {
       const q = f.queued!;
       f.queued = undefined;
@@ -348,15 +354,21 @@ export class Tracker {
         const { extents } = mapFile(f.fd, f.disk.fsOffset, true);
         const plan = planReport({ extents: f.reported, size: f.reportedSize }, sizeBefore, extents,
           { from: q.from, rewritten: q.rewritten, force: q.force, full: all });
-        if (plan) plans.push({ f, extents, plan });
+        if (plan) plans.push({ f, extents, plan, withdrawals: f.withdrawals });
       } catch (e) { this.o.log(`FIEMAP ${f.path}: ${(e as Error).message}`); }
     }
     // new blocks: make QEMU write its own metadata (qcow2 L2 tables) before the host reads them
     const devs = new Set(plans.filter((p) => firstDifference(p.f.reported, p.extents) !== Infinity).map((p) => p.f.disk.devNode));
     if (flushDisks) for (const p of plans) devs.add(p.f.disk.devNode);
     if (this.o.diskFlush || all || flushDisks) for (const dev of devs) await flushDevice(dev, this.o.log);
-    for (const { f, extents, plan } of plans) {
+    for (const { f, extents, plan, withdrawals } of plans) {
       if (!this.files.has(f.id)) continue;
+      // withdrawn while this plan waited for the flush: its `from` assumed what the host had then,
+      // and a report from above 0 would leave the host a hole (zeros) below it. The report queued
+      // with the withdrawal describes the file from 0.
+      if (f.withdrawals !== withdrawals) continue;
+      // a shrink seen here first: withdraw it all at once too, in order before the report (report.ts)
+      if (plan.withdraw) this.emit({ type: 'truncate', fileId: f.id, size: 0 });
       const base = { fileId: f.id, inode: f.ino, generation: f.generation, path: f.path, disk: f.disk.serial, size: plan.size, from: plan.from, rewritten: plan.rewritten };
       for (const m of splitFileExtents(base, plan.extents)) this.emit(m);
       f.reported = extents;

@@ -3,6 +3,7 @@
 // chain; each round re-reads the disks' metadata once, then lays out and publishes every queued
 // file on its own (apply() is the one place a file's outcome is decided). Files with a pending tail
 // are retried after asking the guest to flush, backing off 100 ms → 5 s.
+import { basename } from 'node:path';
 import { FsError, type CompositionStore } from '../fs/index.js';
 import type { GuestFile } from '../guest/index.js';
 import type { ImageMapper } from '../image/index.js';
@@ -10,7 +11,7 @@ import { layoutFile, LayoutError, type FileLayout } from './layout.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { compositionName, unescapePath } from './naming.js';
-import { publish, servedStillValid } from './publish.js';
+import { publish, servedStillValid, type RemapDetail } from './publish.js';
 
 export interface SharedFileStatus {
   fileId: number;
@@ -278,11 +279,12 @@ export class FileSync {
     const mapper = this.o.disks.get(f.disk);
     let result;
     const before = store.get(name)?.segments.size ?? 0;
+    const remap: RemapDetail = { at: -1 };
     try {
       if (!mapper) throw new LayoutError(`the guest named disk serial '${f.disk}', which this VM does not have`);
       const layout = await layoutFile(f.size, f.extents, mapper);
       try {
-        result = publish(store, name, f.size, layout, f.changedFrom);
+        result = publish(store, name, f.size, layout, f.changedFrom, remap);
         status.refused = layout.refused;
       } catch (e) {
         if (!(e instanceof FsError)) throw e;
@@ -317,7 +319,12 @@ export class FileSync {
         : result === 'truncated' ? 'shrunk' : status.servedSize > before ? 'grown' : undefined;
     if (change) this.o.onChange?.(vm, f.path, status.servedSize, change);
     if (result !== 'unchanged') {
-      this.o.log.info('shared file updated', { file: name, path: f.path, result, guestSize: f.size, served: status.servedSize, pending: status.pendingRanges, ...(status.refused ? { refused: status.refused } : {}) });
+      this.o.log.info('shared file updated', {
+        file: name, path: f.path, result, guestSize: f.size, served: status.servedSize, pending: status.pendingRanges,
+        ...(status.refused ? { refused: status.refused } : {}),
+        // a remap of served bytes is rare and always worth explaining: where, from what, to what
+        ...(result === 'remapped' ? { remappedAt: remap.at, was: describeSegment(remap.was, remap.at), now: describeSegment(remap.now, remap.at) } : {}),
+      });
     }
     return status.pendingRanges > 0;
   }
@@ -423,4 +430,11 @@ export class FileSync {
       this.o.onChange?.(this.o.vm, unescapePath(name.slice(this.o.vm.length + 1)), 0, 'removed');
     }
   }
+}
+
+/** 'zero', or the image file and its offset holding composed byte `at` of the segment. */
+function describeSegment(s: { at?: number; file?: string | null; offset?: number; zero?: true } | undefined, at: number): string {
+  if (!s) return 'none';
+  if (s.zero || s.file === null || s.file === undefined) return 'zero';
+  return `${basename(s.file)}@${(s.offset ?? 0) + (s.at === undefined ? 0 : at - s.at)}`;
 }

@@ -63,11 +63,19 @@ export function servedStillValid(store: CompositionStore, name: string, guestSiz
   return guestSize >= cur && firstDifference(store.segments(name), layout.segments, limit) >= limit;
 }
 
+/** Where a remap began: what was served there and what is served now (for the agent's log). */
+export interface RemapDetail {
+  at: number;
+  was?: ResolvedSegment;
+  now?: SegmentSpec;
+}
+
 /**
  * @param changedFrom lowest file offset whose bytes the guest says may have changed since the last
  *                    publish (Infinity: none)
+ * @param remap       filled in when the result is 'remapped'
  */
-export function publish(store: CompositionStore, name: string, guestSize: number, layout: FileLayout, changedFrom = Infinity): PublishResult {
+export function publish(store: CompositionStore, name: string, guestSize: number, layout: FileLayout, changedFrom = Infinity, remap?: RemapDetail): PublishResult {
   const existing = store.get(name);
   if (layout.refused) {
     if (existing) store.remove(name);
@@ -79,9 +87,13 @@ export function publish(store: CompositionStore, name: string, guestSize: number
     return 'created';
   }
   const cur = existing.segments.size;
-  let keep = firstDifference(store.segments(name), layout.segments, Math.min(cur, target));
+  const served = store.segments(name);
+  let keep = firstDifference(served, layout.segments, Math.min(cur, target));
   let result: PublishResult = 'unchanged';
-  if (keep < Math.min(cur, target)) result = 'remapped';
+  if (keep < Math.min(cur, target)) {
+    result = 'remapped';
+    if (remap) Object.assign(remap, { at: keep, was: served.find((s) => s.at <= keep && keep < s.at + s.length), now: sliceSegments(layout.segments, keep, keep + 1)[0] });
+  }
   if (guestSize < cur && keep > guestSize) keep = guestSize; // the guest file shrank
   if (keep < cur && (result === 'remapped' || guestSize < cur)) {
     store.truncate(name, keep);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GuestSession } from '../../../src/guest/host-session.js';
-import { encodeFrame, FrameDecoder, type Message, type MessageOf } from '../../../src/guest/protocol.js';
+import { encodeFrame, EXTENT_PENDING, FrameDecoder, type Message, type MessageOf } from '../../../src/guest/protocol.js';
 
 let dir: string;
 let server: Server;
@@ -86,6 +86,23 @@ describe('GuestSession', () => {
     send({ type: 'remove', fileId: 1, reason: 'deleted' });
     expect(await removed).toBe('deleted');
     expect(session.files.size).toBe(0);
+  });
+
+  it('a report starting past what the host was told leaves those bytes pending, never a hole (zeros)', async () => {
+    await handshake();
+    const errors: string[] = [];
+    session.on('protocolError', (e) => errors.push(e.code));
+    const files: number[] = [];
+    session.on('file', (f) => files.push(f.size));
+    send(fileMsg(0, [ext(0, 4096, 20480)]));
+    send({ type: 'truncate', fileId: 1, size: 0 }); // a shrink withdraws the file
+    send(fileMsg(8192, [ext(8192, 12288, 12288)])); // a report planned before the withdrawal
+    await until(() => files.length === 2);
+    expect(session.files.get(1)!.extents).toEqual([{ logical: 0, physical: 0, length: 8192, flags: EXTENT_PENDING }, ext(8192, 12288, 12288)]);
+    expect(errors).toEqual(['bad-payload']);
+    send(fileMsg(0, [ext(0, 4096, 20480)])); // described again from 0: whole
+    await until(() => files.length === 3);
+    expect(session.files.get(1)!.extents).toEqual([ext(0, 4096, 20480)]);
   });
 
   it('tracks the lowest offset that may have changed until the consumer acts on it; rewritten means 0', async () => {

@@ -22,7 +22,7 @@ describe('planReport', () => {
   it('grown without a visible mapping change: starts at the page of the old end', () => {
     const m = [x(0, 0, 65536)];
     const p = planReport({ extents: m, size: 5000 }, 9000, m, req())!;
-    expect(p).toEqual({ size: 9000, from: 4096, rewritten: false, extents: [x(4096, 4096, 61440)] });
+    expect(p).toEqual({ size: 9000, from: 4096, rewritten: false, withdraw: false, extents: [x(4096, 4096, 61440)] });
   });
 
   it('delalloc left after the sync stays a pending extent (never a hole) and keeps no location', () => {
@@ -38,7 +38,7 @@ describe('planReport', () => {
 
   it('written (inotify cannot say where): a frame flagged rewritten even when the mapping and size are unchanged', () => {
     const m = [x(0, 0, 8192)];
-    expect(planReport({ extents: m, size: 8192 }, 8192, m, req({ rewritten: true }))).toEqual({ size: 8192, from: 8192, rewritten: true, extents: [] });
+    expect(planReport({ extents: m, size: 8192 }, 8192, m, req({ rewritten: true }))).toEqual({ size: 8192, from: 8192, rewritten: true, withdraw: false, extents: [] });
     // with growth the mapping is re-read from the old end's page; the flag still covers what lies below
     expect(planReport({ extents: m, size: 5000 }, 6000, m, req({ rewritten: true }))).toMatchObject({ from: 4096, rewritten: true });
   });
@@ -46,7 +46,7 @@ describe('planReport', () => {
   it('nothing changed: nothing to say, unless forced (a rename) — then a frame that cuts nothing', () => {
     const m = [x(0, 0, 8192)];
     expect(planReport({ extents: m, size: 8000 }, 8000, m, req())).toBeUndefined();
-    expect(planReport({ extents: m, size: 8000 }, 8000, m, req({ force: true }))).toEqual({ size: 8000, from: 8192, rewritten: false, extents: [] });
+    expect(planReport({ extents: m, size: 8000 }, 8000, m, req({ force: true }))).toEqual({ size: 8000, from: 8192, rewritten: false, withdraw: false, extents: [] });
   });
 
   it('a remap below the old size starts the report there; a resync starts at 0', () => {
@@ -55,9 +55,11 @@ describe('planReport', () => {
     expect(planReport({ extents: [], size: 0 }, 8192, [x(0, 0, 8192)], req({ full: true }))!.from).toBe(0);
   });
 
-  it('shrunk: reports the smaller size from its page', () => {
+  it('shrunk: withdraws the file and describes it again from 0 (the bytes below the new end may be rewritten in place)', () => {
+    // copytruncate + a writer into the same blocks: mapping unchanged below the new end, content not
     const p = planReport({ extents: [x(0, 0, 16384)], size: 16384 }, 5000, [x(0, 0, 8192)], req())!;
-    expect(p.size).toBe(5000);
-    expect(p.from).toBe(4096);
+    expect(p).toMatchObject({ size: 5000, from: 0, withdraw: true, extents: [x(0, 0, 8192)] });
+    // grown or same size: never a withdrawal
+    expect(planReport({ extents: [x(0, 0, 4096)], size: 4000 }, 5000, [x(0, 0, 8192)], req())!.withdraw).toBe(false);
   });
 });

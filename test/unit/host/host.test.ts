@@ -122,7 +122,10 @@ describe('layout and publish on a real qcow2 image', () => {
     expect(store.get('f')!.segments.size).toBe(300);
     expect(publish(store, 'f', 150, lay([seg(0, 150)], 150))).toBe('truncated');
     expect(store.get('f')!.segments.size).toBe(150);
-    expect(publish(store, 'f', 200, lay([seg(0, 100), seg(5000, 100)], 200))).toBe('remapped');
+    const remap = { at: -1 };
+    expect(publish(store, 'f', 200, lay([seg(0, 100), seg(5000, 100)], 200), Infinity, remap)).toBe('remapped');
+    // where it began, what was served there (image offset 100), what is now (image offset 5000)
+    expect(remap).toMatchObject({ at: 100, was: { at: 0, offset: 0, length: 150 }, now: { offset: 5000, length: 1 } });
     expect(store.segments('f').map((s) => [s.at, s.offset, s.length])).toEqual([[0, 0, 100], [100, 5000, 100]]);
     expect(publish(store, 'f', 200, { segments: [], servable: 0, pending: [], refused: 'x' })).toBe('refused');
     expect(store.get('f')).toBeUndefined();
