@@ -15,6 +15,8 @@ import { publish, servedStillValid, type RemapDetail } from './publish.js';
 
 export interface SharedFileStatus {
   fileId: number;
+  /** the guest inode (with `path`, what an operator matches against the guest's `ls -i`) */
+  inode: number;
   path: string;
   disk: string;
   name: string;
@@ -260,7 +262,7 @@ export class FileSync {
     const name = compositionName(vm, f.path);
     const prev = this.files.get(f.fileId);
     const status: SharedFileStatus = prev?.status ?? {
-      fileId: f.fileId, path: f.path, disk: f.disk, name, guestSize: 0, servedSize: 0, pendingRanges: 0, lastUpdateMs: 0,
+      fileId: f.fileId, inode: f.inode, path: f.path, disk: f.disk, name, guestSize: 0, servedSize: 0, pendingRanges: 0, lastUpdateMs: 0,
     };
     if (prev && prev.status.name !== name) this.withdraw(f.fileId, prev.status.name, 'renamed'); // follows the inode
     const inode = `${f.disk}:${f.inode}:${f.generation}`;
@@ -274,7 +276,7 @@ export class FileSync {
       if (owner.inode !== inode) this.removeComposition(name, 'replaced by a rename');
     }
     this.owners.set(name, { fileId: f.fileId, inode });
-    Object.assign(status, { path: f.path, name, disk: f.disk, guestSize: f.size, lastUpdateMs: Date.now() });
+    Object.assign(status, { inode: f.inode, path: f.path, name, disk: f.disk, guestSize: f.size, lastUpdateMs: Date.now() });
     this.files.set(f.fileId, { status, file: f });
     const mapper = this.o.disks.get(f.disk);
     let result;

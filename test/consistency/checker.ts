@@ -232,6 +232,7 @@ export class Checker {
       this.timeline.set(key, l);
     };
     if (op.op === 'end') { this.endOp = op; return; }
+    if ((op.op === 'create' || op.op === 'copy') && op.ino !== undefined) this.inodes.set(op.key, op.ino);
     if (op.op === 'create') {
       const m = new FileModel(op.key);
       this.latest.set(op.key, m);
@@ -284,9 +285,22 @@ export class Checker {
     if (this.frees.length > 20_000) this.frees.splice(0, 10_000);
   }
 
-  /** Has the host published a change of `path` since `o` began, before `s`? (the end of o's window) */
-  private told(path: string, o: Op, s: number): boolean {
-    return this.events.some((e) => e.path === path && e.t >= o.h0 && e.t < s);
+  /** guest inode of each key (from its create/copy), to tell which file a host event concerns */
+  private readonly inodes = new Map<number, number>();
+
+  /**
+   * Does host event `e` end the window of `key`? Only an event about that file does: under a host
+   * lag, the host may start serving a file (replacing the one before at its name) after the guest
+   * has already unlinked it, and that replacement ends the earlier file's window, not this one's.
+   */
+  private concerns(e: HostEvent, key: number): boolean {
+    const ino = this.inodes.get(key);
+    return e.ino === undefined || ino === undefined || e.ino === ino;
+  }
+
+  /** Has the host published a change of `key` at `path` since `o` began, before `s`? (the end of o's window) */
+  private told(path: string, key: number, o: Op, s: number): boolean {
+    return this.events.some((e) => e.path === path && e.t >= o.h0 && e.t < s && this.concerns(e, key));
   }
 
   /** A range of [a, b) that one of `cands` freed before `e`, and whether the host had been told before `s`. */
@@ -294,7 +308,7 @@ export class Checker {
     let hit: { told: boolean } | undefined;
     for (const f of this.frees) {
       if (f.o.h0 > e || !cands.includes(f.key) || f.from >= b || f.to <= a) continue;
-      if (!this.told(path, f.o, s)) return { told: false };
+      if (!this.told(path, f.key, f.o, s)) return { told: false };
       hit = { told: true };
     }
     return hit;
@@ -311,7 +325,7 @@ export class Checker {
    */
   private candidates(path: string, s: number, e: number): number[] {
     const A = s - this.opts.windowMs;
-    const told = (b: Binding) => this.events.some((ev) => ev.path === path && ev.t >= b.endH0 && ev.t < s);
+    const told = (b: Binding) => this.events.some((ev) => ev.path === path && ev.t >= b.endH0 && ev.t < s && this.concerns(ev, b.key));
     return [...new Set((this.bindings.get(path) ?? []).filter((x) => x.from <= e && (x.to >= A || !told(x))).map((x) => x.key))];
   }
 
@@ -544,7 +558,7 @@ export class Checker {
       // the old file or old size after a truncate/unlink the host has not published yet: the documented window
       const everBound = [...new Set((this.bindings.get(r.path) ?? []).filter((x) => x.from <= r.e).map((x) => x.key))];
       const shrink = [...this.ops].reverse().find((o) => o.h0 <= r.e && (this.shrinks(o.op) || (o.op.op === 'rename' && o.op.from === r.path)) && everBound.includes((o.op as { key: number }).key));
-      if (shrink && !this.events.some((e) => e.path === r.path && e.t >= shrink.h0 && e.t < r.s)) { this.r.windowShrink++; return undefined; }
+      if (shrink && !this.told(r.path, (shrink.op as { key: number }).key, shrink, r.s)) { this.r.windowShrink++; return undefined; }
       if (cands.length === 0 && removedBefore) return { ...this.violation('c-freed', r, i, j, cands, 'data of a file whose removal the host had published'), want: want() };
       return { ...this.violation('a-beyond', r, i, j, cands, 'past every size the file had in the window'), want: want() };
     }

@@ -5,8 +5,8 @@
 
 /** A guest operation, one JSON line in the workload's log. Times are guest CLOCK_REALTIME in ms. */
 export type GuestOp =
-  /** a new empty file `key` at `path` (consent already set), on disk `disk` */
-  | { op: 'create'; t0: number; t1: number; key: number; path: string; disk: string }
+  /** a new empty file `key` at `path` (consent already set), on disk `disk`; `ino` its inode number */
+  | { op: 'create'; t0: number; t1: number; key: number; path: string; disk: string; ino?: number }
   /** bytes [off, off+len) of file `key` now hold pattern(src, sgen, ·); a gap past the end reads zero */
   | { op: 'write'; t0: number; t1: number; key: number; off: number; len: number; src: number; sgen: number; how: 'buf' | 'fsync' | 'direct' }
   /** size set to `size` (smaller: bytes past it gone; larger: zeros) */
@@ -14,7 +14,7 @@ export type GuestOp =
   /** fallocate(off, len) without KEEP_SIZE: reads as zeros where nothing was written */
   | { op: 'falloc'; t0: number; t1: number; key: number; off: number; len: number }
   /** file `key` created at `path` as a byte copy of `from` (copytruncate's copy), consent set */
-  | { op: 'copy'; t0: number; t1: number; key: number; from: number; path: string; disk: string }
+  | { op: 'copy'; t0: number; t1: number; key: number; from: number; path: string; disk: string; ino?: number }
   /** rename(from, to); a file bound at `to` before is gone (`replaced`) */
   | { op: 'rename'; t0: number; t1: number; key: number; from: string; to: string; replaced?: number }
   | { op: 'unlink'; t0: number; t1: number; key: number; path: string }
@@ -46,6 +46,11 @@ export interface HostEvent {
   path: string;
   kind: 'shrink' | 'remove' | 'replace';
   size: number;
+  /**
+   * the guest inode whose serving at `path` the event changed (shrunk, removed, replaced): the
+   * event ends only that file's window. Unknown: any file's at the path.
+   */
+  ino?: number;
 }
 
 /** guest clock − host clock at host time `t`, known to ± `err` ms (half the round trip). */

@@ -111,26 +111,29 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
     // what the host published: shrinks and removals, by guest path
     const sizes = new Map<string, number>();
     const prefix = `${VM}_`;
-    // which guest file (the helper's fileId) each name shows: a change of it is a rename over the name
-    const owners = new Map<string, number>();
+    // which guest file (the helper's fileId, and its inode) each name shows: a change of it is a
+    // rename over the name, and each event names the inode whose window it ends
+    const owners = new Map<string, { fileId: number; inode: number }>();
     agent.store.on('change', (name) => {
       if (!name.startsWith(prefix)) return;
       const t = hostNow();
       const path = unescapePath(name.slice(prefix.length));
       const size = agent!.store.get(name)?.segments.size ?? 0;
       const last = sizes.get(name) ?? 0;
-      const owner = agent!.status().vms.flatMap((v) => v.files).find((f) => f.name === name)?.fileId;
+      const file = agent!.status().vms.flatMap((v) => v.files).find((f) => f.name === name);
+      const owner = file && { fileId: file.fileId, inode: file.inode };
       const before = owners.get(name);
-      if (owner !== undefined && before !== undefined && owner !== before) checker.addHostEvent({ t, path, kind: 'replace', size });
-      else if (size < last) checker.addHostEvent({ t, path, kind: 'shrink', size });
-      if (owner !== undefined) owners.set(name, owner);
+      if (owner && before && owner.fileId !== before.fileId) checker.addHostEvent({ t, path, kind: 'replace', size, ino: before.inode });
+      else if (size < last) checker.addHostEvent({ t, path, kind: 'shrink', size, ino: owner?.inode ?? before?.inode });
+      if (owner) owners.set(name, owner);
       sizes.set(name, size);
     });
     agent.store.on('remove', (name) => {
       if (!name.startsWith(prefix)) return;
       sizes.delete(name);
+      const was = owners.get(name);
       owners.delete(name);
-      checker.addHostEvent({ t: hostNow(), path: unescapePath(name.slice(prefix.length)), kind: 'remove', size: 0 });
+      checker.addHostEvent({ t: hostNow(), path: unescapePath(name.slice(prefix.length)), kind: 'remove', size: 0, ino: was?.inode });
     });
 
     await vm.sh(`(node /root/cons-workload.mjs /root/cons.json) > /root/cons-workload.out 2>&1 &`);

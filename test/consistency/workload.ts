@@ -68,7 +68,7 @@ export function runWorkload(cfg: WorkloadConfig): void {
     setxattr(path, SHARE, Buffer.from('1'));
     const f: F = { key: nextKey++, gen: 0, size: 0, path, disk, fd, born: t0 };
     files.set(path, f);
-    log({ op: 'create', t0, t1: now(), key: f.key, path, disk });
+    log({ op: 'create', t0, t1: now(), key: f.key, path, disk, ino: fs.fstatSync(fd).ino });
     return f;
   };
   const unlink = (f: F) => {
@@ -141,7 +141,7 @@ export function runWorkload(cfg: WorkloadConfig): void {
         setxattr(to, SHARE, Buffer.from('1'));
         const c: F = { key: nextKey++, gen: 0, size: f.size, path: to, disk, fd: fs.openSync(to, 'r+'), born: t0 };
         files.set(to, c);
-        log({ op: 'copy', t0, t1: now(), key: c.key, from: f.key, path: to, disk });
+        log({ op: 'copy', t0, t1: now(), key: c.key, from: f.key, path: to, disk, ino: fs.fstatSync(c.fd).ino });
         trunc(f, 0, true);
       } else write(f, f.size, logSize(), rng.next() < 0.25 ? 'fsync' : 'buf');
     } else if (r < 0.7) {

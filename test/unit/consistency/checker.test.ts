@@ -11,8 +11,8 @@ class H {
   ops: GuestOp[] = [];
   models = new Map<number, FileModel>();
   gens = new Map<number, number>();
-  create(t: number, key: number, path: string) {
-    this.ops.push({ op: 'create', t0: t, t1: t + 1, key, path, disk: 'data' });
+  create(t: number, key: number, path: string, ino?: number) {
+    this.ops.push({ op: 'create', t0: t, t1: t + 1, key, path, disk: 'data', ...(ino === undefined ? {} : { ino }) });
     this.models.set(key, new FileModel(key));
     this.gens.set(key, 0);
   }
@@ -287,6 +287,28 @@ describe('history checker', () => {
       expect(unpublished.windowEnded).toBe(1);
       // and the same read inside the window is fine
       expect(total(check(h, [read(Y, 0, pattern(2, 0, 0, 4096), 2050)], [{ t: 2100, path: Y, kind: 'remove', size: 0 }]))).toBe(0);
+    });
+
+    it('a host event ends only the window of the inode it names (a lagging host starts serving a file already unlinked)', () => {
+      // churn: key 1 (inode 11) at Y unlinked, key 2 (inode 12) created there and unlinked too, all
+      // before the host switched the name from key 1 to key 2 (4500) and removed key 2 (9000)
+      const h = new H();
+      h.create(0, 1, Y, 11);
+      h.append(10, 1, 8192);
+      h.unlink(1000, 1, Y);
+      h.create(1100, 2, Y, 12);
+      h.append(1110, 2, 8192);
+      h.unlink(4000, 2, Y);
+      h.end(10_000);
+      const events: HostEvent[] = [{ t: 4500, path: Y, kind: 'replace', size: 8192, ino: 11 }, { t: 9000, path: Y, kind: 'remove', size: 0, ino: 12 }];
+      const served = read(Y, 0, pattern(2, 0, 0, 4096), 6000, 6005, { kind: 'mmap' });
+      expect(total(check(h, [served], events))).toBe(0);
+      // after the host removed key 2 itself, its bytes there are wrong
+      expect(check(h, [{ ...served, s: 9500, e: 9505 }], events).violations['c-freed']).toBe(1);
+      // key 1's bytes once the host had replaced it and removed key 2 are wrong too
+      expect(total(check(h, [read(Y, 0, pattern(1, 0, 0, 4096), 9500, 9505, { kind: 'mmap' })], events))).toBeGreaterThan(0);
+      // events that name no inode end every window at the path (the rule before inodes were known)
+      expect(total(check(h, [served], events.map(({ ino: _, ...e }) => e)))).toBeGreaterThan(0);
     });
 
     it('accepts old-generation bytes within W of the truncate and not after it', () => {
