@@ -443,7 +443,11 @@ export class Checker {
       const id = `${r.reader}:${cands[0]}`;
       const size = r.off + n;
       const last = this.lastSize.get(id) ?? 0;
-      if (size < last) { kinds.add('b-shrink'); this.evidence(this.violation('b-shrink', r, 0, n, cands, `size ${size} after ${last}`)); }
+      // once the host has withdrawn the file (removed it, or given its name to another), a read ends
+      // early (EIO or end of file) — issue 14's rule for open handles — and that is no shrink
+      const since = (this.bindings.get(r.path) ?? []).find((b) => b.key === cands[0])?.from ?? Infinity;
+      const withdrawn = this.events.some((e) => e.path === r.path && e.kind !== 'shrink' && e.t >= since && e.t <= r.e && this.concerns(e, cands[0]!));
+      if (size < last && !withdrawn) { kinds.add('b-shrink'); this.evidence(this.violation('b-shrink', r, 0, n, cands, `size ${size} after ${last}`)); }
       this.lastSize.set(id, Math.max(last, size));
     }
     for (const k of kinds) this.r.violations[k]++;

@@ -137,6 +137,12 @@ describe('history checker', () => {
     const r = check(h, [read(LOG, 0, prefixAfter(8), 950), read(LOG, 0, prefixAfter(5), 1000), read(LOG, 0, prefixAfter(4), 1100, 1105, { reader: 'r2' })]);
     expect(r.violations['b-shrink']).toBe(1);
     expect(r.evidence[0]).toMatchObject({ kind: 'b-shrink', reader: 'r1' });
+    // a read that ends early because the host withdrew the file (end of file on an open handle) is no shrink
+    const h2 = appendHistory();
+    h2.unlink(3000, 1, LOG);
+    const early = [read(LOG, 0, prefixAfter(8), 950), read(LOG, 0, Buffer.alloc(0), 3200, 3300, { off: 3000 } as Partial<ReadRecord>)];
+    expect(check(h2, early, [{ t: 3250, path: LOG, kind: 'remove', size: 0 }]).violations['b-shrink']).toBe(0);
+    expect(check(h2, early, [{ t: 3400, path: LOG, kind: 'remove', size: 0 }]).violations['b-shrink']).toBe(1);
   });
 
   it('measures staleness: a read at EOF older than the guest\'s file', () => {
