@@ -5,7 +5,10 @@
 //   (b) for append-only files, each read is a prefix of the file (its latest state: bytes of an
 //       append-only file never change) and the sizes one reader sees never shrink;
 //   (c) once the host has published a file's shrink or removal, bytes other files (or later
-//       generations) wrote into the freed blocks never appear in it.
+//       generations) wrote into the freed blocks never appear in it;
+//   (d) removed means removed: once the host has published a file's removal (unlink, consent
+//       revoked, renamed away) or an agent restart, no read that starts after it returns the file's
+//       bytes, and every removal of a file the host showed is published in the end.
 // Online: reads are checked in order of their start as soon as the guest log covers their end, and
 // their data is dropped, so a soak's memory stays bounded.
 import { createHash } from 'node:crypto';
@@ -13,7 +16,7 @@ import type { Clock, GuestOp, HostEvent, ReadRecord } from './history.js';
 import { FileModel, type Seg } from './model.js';
 import { pattern } from './pattern.js';
 
-export const KINDS = ['a-nul', 'a-cached', 'a-wrong', 'a-beyond', 'b-prefix', 'b-shrink', 'c-freed'] as const;
+export const KINDS = ['a-nul', 'a-cached', 'a-wrong', 'a-beyond', 'b-prefix', 'b-shrink', 'c-freed', 'd-removed', 'd-untold'] as const;
 export type ViolationKind = (typeof KINDS)[number];
 
 export interface Violation {
@@ -60,8 +63,12 @@ export interface Report {
   stalestValue?: string;
   /** regions past the size of a file truncated/unlinked/renamed away whose shrink the host had not published yet (allowed, counted) */
   windowShrink: number;
-  /** reads that showed a file renamed away or unlinked more than W before they started, the host not told yet (allowed, counted) */
+  /** reads (not tail) whose bytes only a file renamed away, unlinked or revoked more than W before they started explains, the host not told yet (allowed, counted) */
   windowEnded: number;
+  /** truncates whose shrink the host never published (regrown before the helper looked, or lost): counted */
+  untoldCuts: number;
+  /** agent restarts in the history */
+  restarts: number;
   /** foreign bytes seen inside the documented truncate/unlink window (allowed, counted) */
   windowForeign: number;
   /** guest truncate/unlink → host published it: the largest seen (ms) */
@@ -76,6 +83,10 @@ export interface CheckerOptions {
   /** documented visibility window W (ms): a state the guest left less than W before a read may still be served */
   windowMs: number;
   maxEvidence?: number;
+  /** a removal of a file the host showed must be published within this (ms; default 60 s), or by the end of the history */
+  untoldGraceMs?: number;
+  /** patterns that are no guest file's but may be read if the host maps wrongly (the bytes around a raw window), to name them */
+  outside?: { name: string; key: number; gen: number; max: number }[];
 }
 
 interface Op {
@@ -90,6 +101,18 @@ interface Binding { key: number; from: number; to: number; endH0: number }
 
 const hex = (b: Buffer) => b.toString('hex');
 
+/** The first index of `l` (in time order) whose time is at or after `t`. */
+function firstAtOrAfter(l: HostEvent[], t: number): number {
+  let lo = 0;
+  let hi = l.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (l[mid]!.t < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export class Checker {
   private readonly ops: Op[] = [];
   private applied = 0; // ops[0..applied) are in `base`
@@ -103,9 +126,21 @@ export class Checker {
   private readonly frees: { o: Op; key: number; from: number; to: number }[] = [];
   private readonly timeline = new Map<number, { t: number; size: number }[]>();
   private readonly seen = new Map<string, { k: number; g: number; max: number }>();
-  private readonly events: HostEvent[] = [];
+  /** host events by path, in time order: shrinks and removals (`ended`), and shows with removals (`shown`) */
+  private readonly ended = new Map<string, HostEvent[]>();
+  private readonly shown = new Map<string, HostEvent[]>();
+  private readonly restartsAt: number[] = [];
   private readonly pending: ReadRecord[] = [];
-  private readonly lastSize = new Map<string, number>(); // reader:key → size
+  private readonly lastSize = new Map<string, { size: number; t: number }>(); // reader:key → size, when
+  /** whole-file ends at a path (unlink, revoke, rename away or over): each must be published (d-untold) */
+  private readonly ends: { o: Op; key: number; path: string }[] = [];
+  /** truncates that cut bytes off: counted at the end if the host never published a shrink after them */
+  private readonly cuts: { o: Op; key: number }[] = [];
+  private readonly cutsByKey = new Map<number, Op[]>();
+  /** when the host published a binding's end / a cut, once found (it never changes after) */
+  private readonly endToldAt = new WeakMap<Binding, number>();
+  private readonly cutToldAt = new WeakMap<Op, number>();
+  private lastHostT = -Infinity;
   private readonly staleness: number[] = [];
   private endOp?: Extract<GuestOp, { op: 'end' }>;
   private horizon = -Infinity;
@@ -114,7 +149,7 @@ export class Checker {
   constructor(private readonly opts: CheckerOptions, private clock: Clock) {
     this.r = {
       reads: 0, bytes: 0, readsByKind: {}, evidence: [], maxStalenessMs: 0, p50StalenessMs: 0, p99StalenessMs: 0, staleReads: 0,
-      windowForeign: 0, maxShrinkLagMs: 0, staleRuns: 0, maxStaleValueMs: 0, windowShrink: 0, windowEnded: 0, ops: 0, modelMismatches: [],
+      windowForeign: 0, maxShrinkLagMs: 0, staleRuns: 0, maxStaleValueMs: 0, windowShrink: 0, windowEnded: 0, untoldCuts: 0, restarts: 0, ops: 0, modelMismatches: [],
       violations: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
       violatingBytes: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
     };
@@ -136,7 +171,18 @@ export class Checker {
   }
 
   addHostEvent(ev: HostEvent): void {
-    this.events.push(ev);
+    this.lastHostT = Math.max(this.lastHostT, ev.t);
+    const into = (m: Map<string, HostEvent[]>) => {
+      const l = m.get(ev.path) ?? [];
+      let i = l.length;
+      while (i > 0 && l[i - 1]!.t > ev.t) i--;
+      l.splice(i, 0, ev);
+      m.set(ev.path, l);
+    };
+    if (ev.kind === 'restart') { this.r.restarts++; this.restartsAt.push(ev.t); return; }
+    if (ev.kind !== 'shrink') into(this.shown);
+    if (ev.kind === 'show') return;
+    into(this.ended);
     // lag: the latest shrinking guest op, not matched before, on a key bound to that path
     for (let i = this.ops.length - 1; i >= 0 && i >= this.ops.length - 2000; i--) {
       const o = this.ops[i]!;
@@ -152,6 +198,7 @@ export class Checker {
   private readonly lagMatched = new WeakSet<Op>();
 
   addRead(r: ReadRecord): void {
+    this.lastHostT = Math.max(this.lastHostT, r.e);
     this.pending.push(r);
   }
 
@@ -200,6 +247,7 @@ export class Checker {
         if (!m || m.size !== f.size || sha !== f.sha256) this.r.modelMismatches.push(`${f.path} (key ${f.key}): guest ${f.size} B ${f.sha256.slice(0, 12)}, model ${m?.size} B ${sha.slice(0, 12)}`);
       }
     } else this.r.modelMismatches.push('the workload log has no end record');
+    this.judgeUntold();
     const s = [...this.staleness].sort((a, b) => a - b);
     this.r.staleReads = s.filter((x) => x > 0).length;
     this.r.p50StalenessMs = s.length ? s[Math.floor(s.length * 0.5)]! : 0;
@@ -210,7 +258,54 @@ export class Checker {
   get report(): Report { return this.r; }
 
   private shrinks(op: GuestOp): boolean {
-    return op.op === 'unlink' || (op.op === 'trunc' && op.size < (this.sizeBefore.get(op) ?? Infinity));
+    return op.op === 'unlink' || op.op === 'revoke' || (op.op === 'trunc' && op.size < (this.sizeBefore.get(op) ?? Infinity));
+  }
+
+  /**
+   * (d) Every whole-file end (unlink, revoke, rename away or over) at a name the host was showing
+   * then must be published: a removal of that name (or a restart) after it. Those that end within
+   * the grace before the history's last moment are not judged. Truncates are only counted: one
+   * regrown before the helper looked never shows the host a shrink (docs/consistency.md).
+   */
+  private judgeUntold(): void {
+    const until = this.lastHostT - (this.opts.untoldGraceMs ?? 60_000);
+    for (const x of this.ends) {
+      if (x.o.h1 > until || !this.shownAt(x.path, x.key, x.o.h0) || this.told(x.path, x.key, x.o, Infinity)) continue;
+      const op = x.o.op;
+      const v: Violation = {
+        kind: 'd-untold', reader: 'host', path: x.path, off: 0, len: 0, s: x.o.h0, e: x.o.h1, at: 0, run: 0, got: '', candidates: [x.key],
+        note: `${op.op} of key ${x.key} at ${x.o.h0.toFixed(1)}: the host showed the name and never published its removal`,
+      };
+      this.r.violations['d-untold']++;
+      this.evidence(v);
+    }
+    for (const c of this.cuts) {
+      const path = this.pathOf(c.key, c.o.h0);
+      if (path !== undefined && c.o.h1 <= until && this.shownAt(path, c.key, c.o.h0) && !this.told(path, c.key, c.o, Infinity)) this.r.untoldCuts++;
+    }
+  }
+
+  /** Did the host show `key`'s file at `path` at host time t (its last show/remove there before t was a show of it, and no restart since)? */
+  private shownAt(path: string, key: number, t: number): boolean {
+    const l = this.shown.get(path) ?? [];
+    const i = firstAtOrAfter(l, t) - 1;
+    return i >= 0 && l[i]!.kind === 'show' && this.concerns(l[i]!, key) && !this.restartIn(l[i]!.t, t);
+  }
+
+  private restartIn(a: number, b: number): boolean {
+    return this.restartsAt.some((t) => t > a && t < b);
+  }
+
+  /** Did the host publish a shrink or removal of `key`'s file at `path` at or after `from`, before `s`? */
+  private toldAt(path: string, key: number, from: number, s: number): boolean {
+    const l = this.ended.get(path) ?? [];
+    for (let i = firstAtOrAfter(l, from); i < l.length && l[i]!.t < s; i++) if (this.concerns(l[i]!, key)) return true;
+    return false;
+  }
+
+  private pathOf(key: number, t: number): string | undefined {
+    for (const [p, l] of this.bindings) if (l.some((b) => b.key === key && b.from <= t && b.to >= t)) return p;
+    return undefined;
   }
   private readonly sizeBefore = new WeakMap<GuestOp, number>();
 
@@ -232,11 +327,13 @@ export class Checker {
       this.timeline.set(key, l);
     };
     if (op.op === 'end') { this.endOp = op; return; }
+    if (op.op === 'trim') return;
     if ((op.op === 'create' || op.op === 'copy') && op.ino !== undefined) this.inodes.set(op.key, op.ino);
+    if (op.op === 'revoke') { unbind(op.path, op.key); this.ends.push({ o, key: op.key, path: op.path }); return; }
     if (op.op === 'create') {
       const m = new FileModel(op.key);
       this.latest.set(op.key, m);
-      if (/\/(app\.log|churn-\d+\.bin)$/.test(op.path)) this.appendOnly.add(op.key);
+      if (/\/(app\.log|churn-\d+\.bin|revoke\.log)$/.test(op.path)) this.appendOnly.add(op.key);
       bind(op.path, op.key);
       size(op.key, m);
       return;
@@ -250,13 +347,19 @@ export class Checker {
       return;
     }
     if (op.op === 'rename') {
-      for (const b of this.bindings.get(op.to) ?? []) if (b.to === Infinity && b.key !== op.key) this.freed(o, b.key, 0, this.latest.get(b.key)?.size ?? 0);
+      for (const b of this.bindings.get(op.to) ?? []) if (b.to === Infinity && b.key !== op.key) { this.freed(o, b.key, 0, this.latest.get(b.key)?.size ?? 0); this.ends.push({ o, key: b.key, path: op.to }); }
+      if ((this.bindings.get(op.from) ?? []).some((b) => b.to === Infinity && b.key === op.key)) this.ends.push({ o, key: op.key, path: op.from });
       unbind(op.from, op.key);
       unbind(op.to);
       bind(op.to, op.key);
       return;
     }
-    if (op.op === 'unlink') { unbind(op.path, op.key); this.freed(o, op.key, 0, this.latest.get(op.key)?.size ?? 0); return; }
+    if (op.op === 'unlink') {
+      if ((this.bindings.get(op.path) ?? []).some((b) => b.to === Infinity && b.key === op.key)) this.ends.push({ o, key: op.key, path: op.path });
+      unbind(op.path, op.key);
+      this.freed(o, op.key, 0, this.latest.get(op.key)?.size ?? 0);
+      return;
+    }
     const m = this.latest.get(op.key);
     if (!m) throw new Error(`workload log: op on unknown key ${op.key}`);
     this.sizeBefore.set(op, m.size);
@@ -264,13 +367,25 @@ export class Checker {
       if (op.off !== m.size) this.notAppend.add(op.key);
       o.wasZero = m.slice(op.off, op.off + op.len).filter((x) => x.k === 0).map((x) => ({ s: x.s, e: x.e }));
       m.put(op.off, op.off + op.len, op.src, op.sgen);
-      const id = `${op.src}:${op.sgen}`;
-      const s = this.seen.get(id) ?? { k: op.src, g: op.sgen, max: 0 };
-      s.max = Math.max(s.max, op.off + op.len);
-      this.seen.set(id, s);
+      if (op.src) { // zeros written (src 0) are no pattern to identify
+        const id = `${op.src}:${op.sgen}`;
+        const s = this.seen.get(id) ?? { k: op.src, g: op.sgen, max: 0 };
+        s.max = Math.max(s.max, op.off + op.len);
+        this.seen.set(id, s);
+      }
+    } else if (op.op === 'punch') {
+      this.notAppend.add(op.key);
+      const e = Math.min(m.size, op.off + op.len);
+      if (e > op.off) { this.freed(o, op.key, op.off, e); m.put(op.off, e, 0, 0); }
     } else if (op.op === 'trunc') {
       this.notAppend.add(op.key);
-      if (op.size < m.size) this.freed(o, op.key, op.size, m.size);
+      if (op.size < m.size) {
+        this.freed(o, op.key, op.size, m.size);
+        this.cuts.push({ o, key: op.key });
+        const l = this.cutsByKey.get(op.key) ?? [];
+        l.push(o);
+        this.cutsByKey.set(op.key, l);
+      }
       m.setSize(op.size);
     } else if (op.op === 'falloc') {
       this.notAppend.add(op.key);
@@ -283,6 +398,15 @@ export class Checker {
   private freed(o: Op, key: number, from: number, to: number): void {
     this.frees.push({ o, key, from, to });
     if (this.frees.length > 20_000) this.frees.splice(0, 10_000);
+  }
+
+  /**
+   * Has the host published a change of `path` since `o` began, before `s`? (the end of o's window)
+   * A restart ends the window of every op that had ended before it: the new agent serves only what
+   * the guest reported again.
+   */
+  private told(path: string, key: number, o: Op, s: number): boolean {
+    return this.toldAt(path, key, o.h0, s) || this.restartIn(o.h1, s);
   }
 
   /** guest inode of each key (from its create/copy), to tell which file a host event concerns */
@@ -298,18 +422,51 @@ export class Checker {
     return e.ino === undefined || ino === undefined || e.ino === ino;
   }
 
-  /** Has the host published a change of `key` at `path` since `o` began, before `s`? (the end of o's window) */
-  private told(path: string, key: number, o: Op, s: number): boolean {
-    return this.events.some((e) => e.path === path && e.t >= o.h0 && e.t < s && this.concerns(e, key));
+  /**
+   * A shrink the host published after `o` (a truncate) ended, before `s`: a withdrawal to 0 (what the
+   * helper sends when it sees a file shrink), a removal or a restart — not a remap's cut, which may
+   * come from a report taken before the truncate.
+   */
+  private toldCut(path: string, key: number, o: Op, s: number): boolean {
+    let t = this.cutToldAt.get(o);
+    if (t === undefined) {
+      const evs = (this.ended.get(path) ?? []).filter((e) => (e.kind === 'remove' || e.size === 0) && this.concerns(e, key)).map((e) => e.t);
+      t = this.matchTold(o.h0, o.h1, (this.cutsByKey.get(key) ?? []).filter((c) => c !== o).map((c) => c.h0), evs);
+      if (t !== Infinity) this.cutToldAt.set(o, t);
+    }
+    return t < s;
   }
 
-  /** A range of [a, b) that one of `cands` freed before `e`, and whether the host had been told before `s`. */
-  private freedAt(path: string, cands: number[], a: number, b: number, s: number, e: number): { told: boolean } | undefined {
-    let hit: { told: boolean } | undefined;
+  /**
+   * When the host published the end that began at `h0` (ended by `h1`): ends at one path reach the
+   * host in order, each published once at most (two seen in one look, once), so an event after it
+   * may still be an earlier end's — as many as the earlier ends (`others`, their starts) not
+   * published before it began. The first event after those, or a restart after `h1`; Infinity if
+   * none yet. Lenient when an earlier end was never published (a file the host never showed).
+   */
+  private matchTold(h0: number, h1: number, others: number[], evs: number[]): number {
+    const marks = [...others.filter((x) => x < h0).map((t) => ({ t, end: true })), ...evs.filter((t) => t < h0).map((t) => ({ t, end: false })), ...this.restartsAt.filter((t) => t < h0).map((t) => ({ t, end: false, restart: true }))]
+      .sort((a, b) => a.t - b.t);
+    let debt = 0;
+    for (const m of marks) debt = 'restart' in m ? 0 : m.end ? debt + 1 : Math.max(0, debt - 1);
+    let need = debt + 1;
+    let t = Infinity;
+    for (const e of evs) if (e > h1 && --need === 0) { t = e; break; }
+    for (const r of this.restartsAt) if (r > h1) t = Math.min(t, r);
+    return t;
+  }
+
+  /**
+   * Freed before the host was told: a range of [a, b) that one of `keys` freed (truncated away,
+   * unlinked, punched, or replaced by a rename over its name) before `e` — 'open' if the host had
+   * not been told before `s` (the documented window: anything may be there), 'told' if it had.
+   */
+  private freedAt(path: string, keys: number[], a: number, b: number, s: number, e: number): 'open' | 'told' | undefined {
+    let hit: 'told' | undefined;
     for (const f of this.frees) {
-      if (f.o.h0 > e || !cands.includes(f.key) || f.from >= b || f.to <= a) continue;
-      if (!this.told(path, f.key, f.o, s)) return { told: false };
-      hit = { told: true };
+      if (f.o.h0 > e || !keys.includes(f.key) || f.from >= b || f.to <= a) continue;
+      if (!this.told(path, f.key, f.o, s)) return 'open';
+      hit = 'told';
     }
     return hit;
   }
@@ -324,9 +481,30 @@ export class Checker {
    * "Freed blocks": the window ends when the host is told, however late that is).
    */
   private candidates(path: string, s: number, e: number): number[] {
-    const A = s - this.opts.windowMs;
-    const told = (b: Binding) => this.events.some((ev) => ev.path === path && ev.t >= b.endH0 && ev.t < s && this.concerns(ev, b.key));
-    return [...new Set((this.bindings.get(path) ?? []).filter((x) => x.from <= e && (x.to >= A || !told(x))).map((x) => x.key))];
+    // once the host has published the end (removal, restart), never again — W does not extend it (d)
+    return [...new Set((this.bindings.get(path) ?? []).filter((x) => x.from <= e && (x.to === Infinity || !this.toldEnd(path, x, s))).map((x) => x.key))];
+  }
+
+  /** Has the host published the end of binding `b` (its removal from `path`, or a restart) before `s`? */
+  private toldEnd(path: string, b: Binding, s: number): boolean {
+    let t = this.endToldAt.get(b);
+    if (t === undefined) {
+      const removals = (this.ended.get(path) ?? []).filter((e) => e.kind === 'remove');
+      const ino = this.inodes.get(b.key);
+      // the removal of this very file, at or after its end began; removals that name no inode are
+      // matched to the ends at the path in order
+      const own = ino === undefined ? undefined : removals.find((e) => e.t >= b.endH0 && e.ino === ino);
+      const anon = removals.filter((e) => ino === undefined || e.ino === undefined).map((e) => e.t);
+      const others = (this.bindings.get(path) ?? []).filter((x) => x !== b && x.to !== Infinity).map((x) => x.endH0);
+      t = Math.min(own?.t ?? Infinity, this.matchTold(b.endH0, b.to, others, anon));
+      if (t !== Infinity) this.endToldAt.set(b, t);
+    }
+    return t < s;
+  }
+
+  /** Keys once at `path` whose end the host had published before `s`: their bytes must not be served there (d-removed). */
+  private goneKeys(path: string, s: number): number[] {
+    return [...new Set((this.bindings.get(path) ?? []).filter((x) => x.from < s && x.to !== Infinity && this.toldEnd(path, x, s)).map((x) => x.key))];
   }
 
   /** Applies op to a model map (base replay and per-read scratch copies). */
@@ -337,6 +515,7 @@ export class Checker {
       case 'write': { const m = models.get(op.key); m?.put(op.off, op.off + op.len, op.src, op.sgen); return m; }
       case 'trunc': { const m = models.get(op.key); m?.setSize(op.size); return m; }
       case 'falloc': { const m = models.get(op.key); if (m && op.off + op.len > m.size) m.setSize(op.off + op.len); return m; }
+      case 'punch': { const m = models.get(op.key); if (m) m.put(op.off, Math.min(m.size, op.off + op.len), 0, 0); return m; }
       default: return undefined;
     }
   }
@@ -357,9 +536,12 @@ export class Checker {
     // tail's chunks are stamped when they arrive, not when tail read them; tail follows only
     // append-only files, whose bytes never change: any file that was at the path will do
     const cands = r.kind === 'tail' ? this.boundKeys(r.path, -Infinity, r.e) : this.candidates(r.path, r.s, r.e);
-    const ended = cands.filter((k) => !this.boundKeys(r.path, A, r.e).includes(k));
-    // layers of possible values: each candidate's state at A, then what each op within [A, e] changed
-    const layers: Seg[][] = [];
+    const bound = new Set(this.boundKeys(r.path, A, r.e));
+    // files no longer at the path within the window, allowed only because the host was not told yet
+    const endedKeys = new Set<number>(r.kind === 'tail' ? [] : cands.filter((k) => !bound.has(k)));
+    // layers of possible values: each candidate's state at A, then what each op within [A, e] changed;
+    // seq orders them (the base is -1) so that a cut the host published hides the layers before it
+    const layers: { key: number; seq: number; segs: Seg[] }[] = [];
     const scratch = new Map<number, FileModel>();
     // the ops that may have happened within [A, e]; copies into a candidate need their source too
     const during: Op[] = [];
@@ -374,39 +556,65 @@ export class Checker {
       const b = this.base.get(k);
       if (!b) continue;
       scratch.set(k, b.clone());
-      if (cands.includes(k)) layers.push(b.slice(r.off, r.off + n));
+      if (cands.includes(k)) layers.push({ key: k, seq: -1, segs: b.slice(r.off, r.off + n) });
     }
-    for (const o of during) {
+    // (c)/(d) cuts the host had published before s: bytes past them from before them are gone
+    const cuts = new Map<number, { seq: number; from: number; to: number }[]>();
+    for (const [seq, o] of during.entries()) {
       const op = o.op;
-      if (!('key' in op) || !keys.has(op.key)) continue;
-      const before = scratch.get(op.key)?.size ?? 0;
-      const m = this.apply(scratch, op);
-      if (!m || !cands.includes(op.key)) continue;
-      if (op.op === 'write') layers.push(m.slice(Math.max(r.off, Math.min(before, op.off)), Math.min(r.off + n, op.off + op.len)));
-      else if (op.op === 'copy') layers.push(m.slice(r.off, r.off + n));
-      else if (m.size > before) layers.push(m.slice(Math.max(r.off, before), Math.min(r.off + n, m.size)));
+      if ('key' in op && keys.has(op.key)) {
+        const before = scratch.get(op.key)?.size ?? 0;
+        if (op.op === 'trunc' && op.size < before && r.kind !== 'tail' && this.toldCut(r.path, op.key, o, r.s)) {
+          const l = cuts.get(op.key) ?? [];
+          l.push({ seq, from: op.size, to: before });
+          cuts.set(op.key, l);
+        }
+        const m = this.apply(scratch, op);
+        if (!m || !cands.includes(op.key)) continue;
+        const push = (a: number, b: number) => layers.push({ key: op.key, seq, segs: m.slice(a, b) });
+        if (op.op === 'write') push(Math.max(r.off, Math.min(before, op.off)), Math.min(r.off + n, op.off + op.len));
+        else if (op.op === 'punch') push(Math.max(r.off, op.off), Math.min(r.off + n, op.off + op.len));
+        else if (op.op === 'copy') push(r.off, r.off + n);
+        else if (m.size > before) push(Math.max(r.off, before), Math.min(r.off + n, m.size));
+      }
     }
-    // resolve every byte against the layers
+    /** [s, e) less the cuts of `key` published after layer `seq` */
+    const allowed = (key: number, seq: number, s: number, e: number): [number, number][] => {
+      let out: [number, number][] = [[s, e]];
+      for (const c of cuts.get(key) ?? []) {
+        if (c.seq <= seq) continue;
+        out = out.flatMap(([a, b]) => (c.to <= a || c.from >= b ? [[a, b]] : [...(a < c.from ? [[a, c.from]] : []), ...(b > c.to ? [[c.to, b]] : [])]) as [number, number][]);
+      }
+      return out;
+    };
+    // resolve every byte against the layers: those of files still at the path first, so that a read
+    // counts as one of an ended file only if it needed one
+    layers.sort((x, y) => Number(endedKeys.has(x.key)) - Number(endedKeys.has(y.key)));
     const ok = new Uint8Array(n);
     const covered = new Uint8Array(n);
     let left = n;
-    for (const segs of layers) {
+    let neededEnded = false;
+    for (const l of layers) {
       if (left === 0) break;
-      for (const x of segs) {
-        const i0 = x.s - r.off;
-        const len = x.e - x.s;
-        if (len <= 0) continue;
-        covered.fill(1, i0, i0 + len);
-        const want = x.k ? pattern(x.k, x.g, x.s, len) : Buffer.alloc(len);
-        const got = r.data.subarray(i0, i0 + len);
-        if (got.equals(want)) {
-          for (let i = i0; i < i0 + len; i++) if (!ok[i]) { ok[i] = 1; left--; }
-          continue;
+      for (const x of l.segs) {
+        for (const [a, b] of allowed(l.key, l.seq, x.s, x.e)) {
+          const i0 = a - r.off;
+          const len = b - a;
+          if (len <= 0) continue;
+          covered.fill(1, i0, i0 + len);
+          const want = x.k ? pattern(x.k, x.g, a, len) : Buffer.alloc(len);
+          const got = r.data.subarray(i0, i0 + len);
+          const before = left;
+          if (got.equals(want)) {
+            for (let i = i0; i < i0 + len; i++) if (!ok[i]) { ok[i] = 1; left--; }
+          } else {
+            for (let i = 0; i < len; i++) if (!ok[i0 + i] && got[i] === want[i]) { ok[i0 + i] = 1; left--; }
+          }
+          if (left < before && endedKeys.has(l.key)) neededEnded = true;
         }
-        for (let i = 0; i < len; i++) if (!ok[i0 + i] && got[i] === want[i]) { ok[i0 + i] = 1; left--; }
       }
     }
-    if (ended.length > 0 && n > 0) this.r.windowEnded++;
+    if (neededEnded && n > 0) this.r.windowEnded++;
     const kinds = new Set<ViolationKind>();
     const foreignBefore = this.r.windowForeign;
     if (left > 0) {
@@ -423,7 +631,7 @@ export class Checker {
         let bad = 1;
         for (let x = i + 1; x < n && x < j + 32; x++) if (same(x)) { j = x + 1; bad++; } else if (!ok[x]) break;
         const v = this.classify(r, i, j, nul, !!cov, cands, classified++ < 3); // identifying is costly, and the checker shares the agent's event loop
-        if (v && !kinds.has(v.kind)) v.ops = this.opsTouching(cands, r.off + i, r.off + j, r.s);
+        if (v && !kinds.has(v.kind)) v.ops = this.opsTouching(v.candidates.length ? v.candidates : this.boundKeys(r.path, -Infinity, r.e), r.off + i, r.off + j, r.s);
         if (v) {
           this.r.violatingBytes[v.kind] += bad;
           if (!kinds.has(v.kind)) { kinds.add(v.kind); this.evidence(v); }
@@ -442,13 +650,15 @@ export class Checker {
     if (r.eof && cands.length === 1 && this.appendOnly.has(cands[0]!)) {
       const id = `${r.reader}:${cands[0]}`;
       const size = r.off + n;
-      const last = this.lastSize.get(id) ?? 0;
+      // a restart makes every composition anew (laid out again, perhaps with a pending tail): sizes start over
+      const prev = this.lastSize.get(id);
+      const last = prev && !this.restartIn(prev.t, r.s) ? prev.size : 0;
       // once the host has withdrawn the file (removed it, or given its name to another), a read ends
       // early (EIO or end of file) — issue 14's rule for open handles — and that is no shrink
       const since = (this.bindings.get(r.path) ?? []).find((b) => b.key === cands[0])?.from ?? Infinity;
-      const withdrawn = this.events.some((e) => e.path === r.path && e.kind !== 'shrink' && e.t >= since && e.t <= r.e && this.concerns(e, cands[0]!));
+      const withdrawn = (this.ended.get(r.path) ?? []).some((e) => e.kind === 'remove' && e.t >= since && e.t <= r.e && this.concerns(e, cands[0]!));
       if (size < last && !withdrawn) { kinds.add('b-shrink'); this.evidence(this.violation('b-shrink', r, 0, n, cands, `size ${size} after ${last}`)); }
-      this.lastSize.set(id, Math.max(last, size));
+      this.lastSize.set(id, { size: Math.max(last, size), t: r.s });
     }
     for (const k of kinds) this.r.violations[k]++;
     if (r.kind === 'webhdfs' && cands.length === 1 && this.notAppend.has(cands[0]!) && left === 0) this.recordGateway(cands[0]!, r);
@@ -527,10 +737,16 @@ export class Checker {
   /** How long before `t` the guest's file `key` had already grown past `size` (0: it had not). */
   private stale(key: number, size: number, t: number): number {
     const l = this.timeline.get(key) ?? [];
+    // the host withdraws a file that shrank and describes it again (docs/protocol.md): after a
+    // shrink, smaller sizes are counted from the shrink, not from when the file first grew past them
     let j = -1;
-    for (let i = 0; i < l.length && l[i]!.t <= t; i++) if (l[i]!.size <= size) j = i;
-    const next = l[j + 1];
-    if (!next || next.t > t) return 0;
+    let from = 0;
+    for (let i = 0; i < l.length && l[i]!.t <= t; i++) {
+      if (i > 0 && l[i]!.size < l[i - 1]!.size) { from = i; j = i - 1; }
+      if (l[i]!.size <= size) j = i;
+    }
+    const next = l[Math.max(j + 1, from)];
+    if (!next || next.t > t || next.size <= size) return 0;
     return Math.max(0, t - next.t);
   }
 
@@ -547,7 +763,7 @@ export class Checker {
     if (same < 10 && this.r.evidence.length < (this.opts.maxEvidence ?? 50)) this.r.evidence.push(v);
   }
 
-  /** Names a bad run; undefined when it is allowed (foreign bytes inside the truncate/unlink window). */
+  /** Names a bad run; undefined when it is allowed (anything inside the truncate/unlink window). */
   private classify(r: ReadRecord, i: number, j: number, nul: boolean, covered: boolean, cands: number[], identify: boolean): Violation | undefined {
     const want = () => {
       for (const k of cands) {
@@ -557,19 +773,24 @@ export class Checker {
       }
       return undefined;
     };
-    const removedBefore = this.events.some((e) => e.path === r.path && e.t < r.s);
+    // freed before the host was told — cut off by a truncate, unlinked, punched, replaced by a rename
+    // over the name: the range holds whatever its blocks hold now (other files' bytes, zeros,
+    // metadata), inside a size the file has or past it (the documented truncate/unlink window)
+    const everBound = [...new Set((this.bindings.get(r.path) ?? []).filter((x) => x.from <= r.e).map((x) => x.key))];
+    const freed = this.freedAt(r.path, everBound, r.off + i, r.off + j, r.s, r.e);
+    if (freed === 'open') {
+      if (covered) this.r.windowForeign++;
+      else this.r.windowShrink++;
+      return undefined;
+    }
+    // (d) the bytes of a file whose removal (or a restart) the host had published before the read
+    const gone = nul ? undefined : this.goneBytes(r, i, j);
+    if (gone !== undefined) return { ...this.violation('d-removed', r, i, j, cands, `the bytes of key ${gone}, whose removal from this name the host had published`), want: want(), identified: `${gone}@${r.off + i}` };
     if (!covered) {
-      // the old file or old size after a truncate/unlink the host has not published yet: the documented window
-      const everBound = [...new Set((this.bindings.get(r.path) ?? []).filter((x) => x.from <= r.e).map((x) => x.key))];
-      const shrink = [...this.ops].reverse().find((o) => o.h0 <= r.e && (this.shrinks(o.op) || (o.op.op === 'rename' && o.op.from === r.path)) && everBound.includes((o.op as { key: number }).key));
-      if (shrink && !this.told(r.path, (shrink.op as { key: number }).key, shrink, r.s)) { this.r.windowShrink++; return undefined; }
-      if (cands.length === 0 && removedBefore) return { ...this.violation('c-freed', r, i, j, cands, 'data of a file whose removal the host had published'), want: want() };
+      if (cands.length === 0 && (this.restartIn(-Infinity, r.s) || (this.ended.get(r.path) ?? []).some((e) => e.kind === 'remove' && e.t < r.s)))
+        return { ...this.violation('d-removed', r, i, j, cands, 'data on a name whose file the host had removed'), want: want() };
       return { ...this.violation('a-beyond', r, i, j, cands, 'past every size the file had in the window'), want: want() };
     }
-    // a range the guest freed before the host was told holds whatever the blocks hold now: other
-    // files' bytes, zeros, metadata (the documented truncate/unlink window)
-    const freed = this.freedAt(r.path, cands, r.off + i, r.off + j, r.s, r.e);
-    if (freed && !freed.told) { this.r.windowForeign++; return undefined; }
     if (nul) {
       // zeros the file really had there before a write the host has not shown yet: stale, not wrong
       const age = this.staleZeroAge(cands, r.off + i, r.off + j, r.s - this.opts.windowMs, r.s);
@@ -586,6 +807,19 @@ export class Checker {
     const id = identify ? this.identify(r.off + i, r.data.subarray(i, Math.min(j, i + 16)), cands) : undefined;
     if (id && freed) return { ...this.violation('c-freed', r, i, j, cands, 'another file\'s bytes after the host had published the shrink/removal'), want: want(), identified: id };
     return { ...this.violation('a-wrong', r, i, j, cands), want: want(), identified: id };
+  }
+
+  /** A key once at the read's path, its end published before the read, whose bytes these are (at the same offsets). */
+  private goneBytes(r: ReadRecord, i: number, j: number): number | undefined {
+    if (r.kind === 'tail') return undefined;
+    const at = r.off + i;
+    const got = r.data.subarray(i, Math.min(j, i + 16));
+    if (got.length < 2) return undefined;
+    for (const k of this.goneKeys(r.path, r.s)) {
+      const m = this.latest.get(k);
+      if (m && at + got.length <= m.size && m.bytes(at, at + got.length).equals(got)) return k;
+    }
+    return undefined;
   }
 
   /**
@@ -605,6 +839,9 @@ export class Checker {
     for (const s of this.seen.values()) {
       for (let b = inBlock; b + got.length <= s.max; b += 4096) if (pattern(s.k, s.g, b, got.length).equals(got)) return `${s.k}:${s.g}@${b}`;
     }
+    for (const x of this.opts.outside ?? []) {
+      for (let b = inBlock; b + got.length <= x.max; b += 4096) if (pattern(x.key, x.gen, b, got.length).equals(got)) return `${x.name}@${b}`;
+    }
     return undefined;
   }
 }
@@ -615,7 +852,8 @@ export function formatReport(r: Report): string {
   const lines = [
     `reads checked ${r.reads} (${Object.entries(r.readsByKind).map(([k, v]) => `${k} ${v}`).join(', ')}), bytes checked ${r.bytes}, guest ops ${r.ops}`,
     `violations: ${KINDS.reduce((s, k) => s + r.violations[k], 0)} — ${kinds}`,
-    `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads${r.stalest ? `; stalest: ${r.stalest}` : ''}); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; inside the truncate/unlink window (host not told yet): foreign ${r.windowForeign}, past the new size ${r.windowShrink}, reads of a file renamed away or unlinked ${r.windowEnded}`,
+    `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads${r.stalest ? `; stalest: ${r.stalest}` : ''}); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; inside the truncate/unlink window (host not told yet): foreign ${r.windowForeign}, past the new size ${r.windowShrink}, reads of a file renamed away, unlinked or revoked ${r.windowEnded}`,
+    `agent restarts ${r.restarts}; truncates whose shrink the host never published ${r.untoldCuts}`,
     `stale zeros (a hole the guest wrote more than W before, not shown yet): ${r.staleRuns} runs, oldest ${r.maxStaleValueMs.toFixed(0)} ms${r.stalestValue ? ` (${r.stalestValue})` : ''}`,
   ];
   if (r.modelMismatches.length) lines.push(`MODEL MISMATCH (workload log ≠ guest files): ${r.modelMismatches.join('; ')}`);

@@ -7,8 +7,12 @@
 export type GuestOp =
   /** a new empty file `key` at `path` (consent already set), on disk `disk`; `ino` its inode number */
   | { op: 'create'; t0: number; t1: number; key: number; path: string; disk: string; ino?: number }
-  /** bytes [off, off+len) of file `key` now hold pattern(src, sgen, ·); a gap past the end reads zero */
-  | { op: 'write'; t0: number; t1: number; key: number; off: number; len: number; src: number; sgen: number; how: 'buf' | 'fsync' | 'direct' }
+  /**
+   * bytes [off, off+len) of file `key` now hold pattern(src, sgen, ·); a gap past the end reads zero.
+   * `how: 'zero'` (src 0): zeros written over data — on a disk with detect-zeroes=unmap QEMU discards
+   * the clusters instead, so the file's mapping changes under the host without a new extent (case 6)
+   */
+  | { op: 'write'; t0: number; t1: number; key: number; off: number; len: number; src: number; sgen: number; how: 'buf' | 'fsync' | 'direct' | 'zero' }
   /** size set to `size` (smaller: bytes past it gone; larger: zeros) */
   | { op: 'trunc'; t0: number; t1: number; key: number; size: number }
   /** fallocate(off, len) without KEEP_SIZE: reads as zeros where nothing was written */
@@ -18,10 +22,17 @@ export type GuestOp =
   /** rename(from, to); a file bound at `to` before is gone (`replaced`) */
   | { op: 'rename'; t0: number; t1: number; key: number; from: string; to: string; replaced?: number }
   | { op: 'unlink'; t0: number; t1: number; key: number; path: string }
+  /** the consent xattr removed (`user.livemr.share`): the file stays in the guest, no longer shared (case 2) */
+  | { op: 'revoke'; t0: number; t1: number; key: number; path: string }
+  /** fallocate --punch-hole --keep-size: [off, off+len) read as zeros, its blocks are freed (case 6) */
+  | { op: 'punch'; t0: number; t1: number; key: number; off: number; len: number }
+  /** fstrim of a data disk: the guest discards its free blocks (on a discard=unmap disk QEMU frees their clusters); no file changes (case 6) */
+  | { op: 'trim'; t0: number; t1: number; disk: string }
   /** end of the workload: final sha256 of every live file, for the model self-check */
   | { op: 'end'; t0: number; t1: number; files: { key: number; path: string; size: number; sha256: string }[] };
 
-export type ReaderKind = 'read' | 'pread' | 'mmap' | 'tail' | 'webhdfs';
+/** `hold`: one descriptor kept open for seconds, each pread its own record (its interval is that pread's, not the open's) */
+export type ReaderKind = 'read' | 'pread' | 'mmap' | 'tail' | 'webhdfs' | 'hold';
 
 /** One read by a host reader. Times are host CLOCK_REALTIME in ms. */
 export interface ReadRecord {
@@ -38,17 +49,22 @@ export interface ReadRecord {
 }
 
 /**
- * What the host agent published (host time, ms): a composed file shrank, was removed, or began to
- * show another guest file (a rename over its name) — each ends the window of the file it showed before.
+ * What the host agent published (host time, ms), recorded after the store's listeners (the mount's
+ * cut) ran: a composed file shrank or was removed — a name that begins to show another guest file is
+ * removed first (docs/host.md, "Names"), so a rename over a name is a removal too — each ends the
+ * window of what it showed before. `show`: a name appeared (ends nothing). `restart`: the agent was
+ * restarted (path `*`): it serves nothing journaled before the guest reported it again, so it ends
+ * the window of every guest operation that had ended before it.
  */
 export interface HostEvent {
   t: number;
   path: string;
-  kind: 'shrink' | 'remove' | 'replace';
+  kind: 'shrink' | 'remove' | 'show' | 'restart';
   size: number;
   /**
-   * the guest inode whose serving at `path` the event changed (shrunk, removed, replaced): the
-   * event ends only that file's window. Unknown: any file's at the path.
+   * the guest inode the event is about (the file shown, shrunk or removed at `path`): it ends only
+   * that file's window. Unknown: any file's at the path (then the checker matches ends and events in
+   * order, docs/consistency.md).
    */
   ino?: number;
 }

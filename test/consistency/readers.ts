@@ -1,6 +1,9 @@
 // Host readers running while the guest writes (docs/consistency.md, "Readers"): on the FUSE mount a
 // whole-file read, pread at random offsets, mmap (python3, its own process), `tail -F`; on the
-// WebHDFS gateway OPEN with offset and length. Every read becomes a ReadRecord with its host
+// WebHDFS gateway OPEN with offset and length; and `hold`, a descriptor kept open for seconds across
+// removals, revocations and shrinks, each pread on it checked on its own (the interval is that
+// pread's, so a read issued after the host published a removal must fail: EIO, or EOF past a shrink).
+// Every read becomes a ReadRecord with its host
 // CLOCK_REALTIME interval. Each reader is sequential, so a reader's next read starts after its last
 // one ended: `lowWater()` bounds the start of every read not yet recorded.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -31,7 +34,9 @@ export interface Readers {
   /** no read not yet recorded started before this host time */
   lowWater(): number;
   stop(): Promise<void>;
-  stats(): { mmapRestarts: number; errors: number; errorSamples: string[] };
+  stats(): { mmapRestarts: number; errors: number; errorSamples: string[]; holdEnded: number };
+  /** while on (an agent restart: no mount), reader errors are not counted */
+  quiet(on: boolean): void;
 }
 
 const MMAP_PY = String.raw`
@@ -83,8 +88,11 @@ export function startReaders(o: ReadersOptions): Readers {
   let stopping = false;
   let errors = 0;
   let mmapRestarts = 0;
+  let holdEnded = 0;
+  let quiet = false;
   const errorSamples: string[] = [];
   const fail = (msg: string) => {
+    if (quiet) return;
     errors++;
     if (errorSamples.length < 5) errorSamples.push(msg);
   };
@@ -163,6 +171,40 @@ export function startReaders(o: ReadersOptions): Readers {
     else if (res.status !== 404 && res.status !== 403) fail(`webhdfs ${res.status}: ${data.toString().slice(0, 200)}`); // 404 removed, 403 offset past a shrunk end
   });
 
+  // hold: one descriptor open for 0.5-3.5 s, preads on it every 20-100 ms — the same range again now
+  // and then (its pages cached) — preferring files that get removed, revoked or replaced
+  const r6 = new Rng(o.seed + 6);
+  const risky = /_(revoke\.log|churn--\d\.bin|cp\.log\.1|app\.log(\.1)?|trunc\.log)$/;
+  loop('hold', r6, async (any) => {
+    const l = (await names()).filter((n) => risky.test(n));
+    const name = l.length && r6.next() < 0.7 ? l[r6.int(l.length)]! : any;
+    const fh = await fsp.open(join(o.mount, name), 'r');
+    try {
+      const until = hostNow() + 500 + r6.int(3000);
+      let last: { off: number; len: number } | undefined;
+      while (hostNow() < until && !stopping) {
+        const s = hostNow();
+        const size = (await fh.stat()).size;
+        if (size > 0) {
+          const { off, len } = last && r6.next() < 0.3 ? last : { off: offsetIn(r6, size), len: lenFor(r6) };
+          last = { off, len };
+          const buf = Buffer.alloc(len);
+          const { bytesRead } = await fh.read(buf, 0, len, off);
+          rec('hold', 'hold', name, off, buf.subarray(0, bytesRead), bytesRead < len, s, hostNow());
+        }
+        await sleep(20 + r6.int(80));
+        marks.set('hold', Math.max(marks.get('hold')!, hostNow() - 1));
+      }
+    } catch (e) {
+      // the file was removed (EIO on the open handle) or the mount went away (a restart): expected
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EIO' || code === 'ENOENT' || code === 'ENOTCONN' || code === 'ESTALE') holdEnded++;
+      else throw e;
+    } finally {
+      await fh.close().catch(() => {});
+    }
+  });
+
   // mmap: python3, restarted if a file shrinks under its mapping (SIGBUS)
   const startMmap = () => {
     if (stopping) return;
@@ -228,7 +270,8 @@ export function startReaders(o: ReadersOptions): Readers {
 
   return {
     lowWater: () => Math.min(...marks.values()),
-    stats: () => ({ mmapRestarts, errors, errorSamples }),
+    stats: () => ({ mmapRestarts, errors, errorSamples, holdEnded }),
+    quiet(on: boolean) { quiet = on; },
     async stop() {
       stopping = true;
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');

@@ -1,9 +1,10 @@
 // One consistency run, shared by the in-suite test and the soak benchmark: boots a guest, starts
 // the host agent (QMP, guest helper over a hot-plugged channel, image mapper, FUSE mount) and the
 // WebHDFS gateway over the agent's store, runs the workload inside the guest and the readers on the
-// host, fetches the guest's log as it grows and checks reads online. docs/consistency.md.
+// host, fetches the guest's log as it grows and checks reads online; restarts the agent mid-run
+// (the second time with its journal damaged). docs/consistency.md.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +12,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { buildSync } from 'esbuild';
 import { LocalNamespace } from '../../src/hdfs/namespace.js';
 import { startGateway, type Gateway } from '../../src/hdfs/server.js';
-import { storeSource } from '../../src/hdfs/source.js';
+import type { CompositionSource, SourceEvent } from '../../src/hdfs/index.js';
+import type { CompositionStore } from '../../src/fs/index.js';
 import { HostAgent } from '../../src/host/agent.js';
 import { parseConfig } from '../../src/host/config.js';
 import { createLogger } from '../../src/host/log.js';
@@ -21,7 +23,8 @@ import { until } from '../harness/wait.js';
 import { Checker, formatViolation, type Report } from './checker.js';
 import { clockFrom, type ClockSample, type GuestOp } from './history.js';
 import { hostNow, startReaders, type Readers } from './readers.js';
-import { workloadPaths, type WorkloadConfig } from './workload.js';
+import { pattern } from './pattern.js';
+import { REVOKE_NAME, workloadPaths, type WorkloadConfig } from './workload.js';
 
 export interface RunOptions {
   durationMs: number;
@@ -39,12 +42,18 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** guest boot timeout (default 180 s: a loaded 2-core machine boots a TCG guest slowly) */
   bootTimeoutMs?: number;
+  /** agent restarts, evenly spread over the workload (case 3; default 2); every second one damages the journal first (case 5) */
+  restarts?: number;
+  /** a third data disk that is a window (raw offset/size) of a larger raw file, other bytes around it (case 7; default on) */
+  rawWindow?: boolean;
+  /** a data disk with discard=unmap and detect-zeroes=unmap, and the workload's discards on it (case 6; default off) */
+  discard?: boolean;
 }
 
 export interface RunResult {
   report: Report;
   clock: ClockSample[];
-  readers: { mmapRestarts: number; errors: number; errorSamples: string[] };
+  readers: { mmapRestarts: number; errors: number; errorSamples: string[]; holdEnded: number };
   guestOps: number;
   wallMs: number;
 }
@@ -57,6 +66,98 @@ const GDONE = '/root/cons-done';
 /** Bundles workload.ts into one file the guest's node runs. */
 export function bundleWorkload(outfile: string): void {
   buildSync({ entryPoints: [join(HERE, 'workload.ts')], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'error' });
+}
+
+const MiB = 1 << 20;
+/** the raw window: 8 MiB of another tenant's bytes, the guest's 128 MiB, 8 MiB more */
+const WIN = { offset: 8 * MiB, size: 128 * MiB, after: 8 * MiB };
+/** whose pattern the bytes around the window are (no workload key is this large) */
+export const TENANT_KEY = 0x7e4a47;
+
+/**
+ * QEMU arguments and images for the extra data disks: `rwin`, a raw window of a larger file
+ * (ext4 inside the window, another tenant's pattern around it), and `trim`, a qcow2 disk whose
+ * discards free clusters (discard=unmap, and zeros written become discards: detect-zeroes=unmap).
+ */
+function extraDisks(dir: string, o: RunOptions): { args: string[]; dirs: { disk: string; dir: string; trim?: boolean }[] } {
+  const args: string[] = [];
+  const dirs: { disk: string; dir: string; trim?: boolean }[] = [];
+  const mkfs = (file: string, bytes: number, label: string, offset = 0) =>
+    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-b', '4096', '-m', '0', '-L', label, '-E', `lazy_itable_init=0,lazy_journal_init=0,nodiscard${offset ? `,offset=${offset}` : ''}`, file, String(bytes / 4096)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (o.rawWindow ?? true) {
+    const f = join(dir, 'rwin.raw');
+    const fd = openSync(f, 'w');
+    try {
+      for (let at = 0; at < WIN.offset; at += MiB) writeSync(fd, pattern(TENANT_KEY, 0, at, MiB), 0, MiB, at);
+      const tail = WIN.offset + WIN.size;
+      for (let at = tail; at < tail + WIN.after; at += MiB) writeSync(fd, pattern(TENANT_KEY, 0, at, MiB), 0, MiB, at);
+    } finally { closeSync(fd); }
+    mkfs(f, WIN.size, 'rwin', WIN.offset);
+    args.push(
+      '-blockdev', `driver=file,filename=${f},node-name=rwin-file,cache.direct=off`,
+      '-blockdev', `driver=raw,file=rwin-file,offset=${WIN.offset},size=${WIN.size},node-name=rwin-fmt`,
+      '-device', 'virtio-blk-pci,drive=rwin-fmt,id=vd-rwin,serial=rwin',
+    );
+    dirs.push({ disk: 'rwin', dir: '/mnt/rwin/cons' });
+  }
+  if (o.discard) {
+    const raw = join(dir, 'trim.raw');
+    const f = join(dir, 'trim.qcow2');
+    execFileSync('truncate', ['-s', String(256 * MiB), raw]);
+    mkfs(raw, 256 * MiB, 'trim');
+    execFileSync('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, f]);
+    rmSync(raw);
+    args.push(
+      '-blockdev', `driver=file,filename=${f},node-name=trim-file,cache.direct=off,discard=unmap`,
+      '-blockdev', `driver=qcow2,file=trim-file,node-name=trim-fmt,discard=unmap,detect-zeroes=unmap`,
+      '-device', 'virtio-blk-pci,drive=trim-fmt,id=vd-trim,serial=trim',
+    );
+    dirs.push({ disk: 'trim', dir: '/mnt/trim/cons', trim: true });
+  }
+  return { args, dirs };
+}
+
+/** Flips one byte in the middle of the agent's journal (case 5): the agent must notice, keep a copy and trust none of it. */
+function damageJournal(stateDir: string): number {
+  const f = join(stateDir, 'compositions.journal');
+  const size = statSync(f).size;
+  if (size < 64) throw new Error(`the journal is too short to damage (${size} B)`);
+  const at = Math.floor(size / 2);
+  const fd = openSync(f, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, at);
+    b[0] = b[0]! ^ 0x5a;
+    writeSync(fd, b, 0, 1, at);
+  } finally { closeSync(fd); }
+  return at;
+}
+
+/**
+ * The gateway's source over whichever agent runs now: across a restart it follows the new agent's
+ * store, and the old store's files end (removed) for it as they do for the mount.
+ */
+class AgentSource implements CompositionSource {
+  private store?: CompositionStore;
+  private readonly listeners = new Set<(ev: SourceEvent) => void>();
+  private readonly onChange = (name: string) => { for (const l of this.listeners) l({ type: 'change', name }); };
+  private readonly onRemove = (name: string) => { for (const l of this.listeners) l({ type: 'remove', name }); };
+  names(): string[] { return this.store?.list().map((c) => c.name) ?? []; }
+  get(name: string) { return this.store?.get(name); }
+  subscribe(listener: (ev: SourceEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  use(store: CompositionStore | undefined): void {
+    if (this.store) {
+      this.store.off('change', this.onChange);
+      this.store.off('remove', this.onRemove);
+      for (const n of this.names()) this.onRemove(n);
+    }
+    this.store = store;
+    store?.on('change', this.onChange);
+    store?.on('remove', this.onRemove);
+  }
 }
 
 const CLK_REQ = '/root/cons-clock.req';
@@ -87,8 +188,10 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
   const agentLogs: string[] = [];
   try {
     bundleWorkload(join(dir, 'workload.mjs'));
-    vm = await bootGuest({ name: o.name ?? 'consistency', channel: false, memoryMb: 768, bootTimeoutMs: o.bootTimeoutMs ?? 180_000 });
-    const dirs = [{ disk: 'data', dir: '/mnt/data/cons' }, { disk: 'pdata', dir: '/mnt/pdata/cons' }];
+    const extra = extraDisks(dir, o);
+    vm = await bootGuest({ name: o.name ?? 'consistency', channel: false, memoryMb: 768, bootTimeoutMs: o.bootTimeoutMs ?? 180_000, extraArgs: extra.args });
+    const dirs = [{ disk: 'data', dir: '/mnt/data/cons' }, { disk: 'pdata', dir: '/mnt/pdata/cons' }, ...extra.dirs];
+    for (const d of extra.dirs) await vm.sh(`grep -q ' /mnt/${d.disk} ' /proc/mounts`); // the guest's init mounted it
     const cfgW: WorkloadConfig = { seed, durationMs: o.durationMs, log: GLOG, done: GDONE, dirs, pauseMs: o.workloadPauseMs ?? 5, rotateBytes: o.rotateBytes };
     writeFileSync(join(dir, 'cons.json'), JSON.stringify(cfgW));
     await vm.put(join(dir, 'workload.mjs'), '/root/cons-workload.mjs');
@@ -100,43 +203,82 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
       mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null,
       vms: [{ name: VM, qmp: vm.qmpSocket, share: workloadPaths(dirs) }],
     });
-    agent = await HostAgent.start(cfg, createLogger({ level: 'info', sink: (l) => { agentLogs.push(l); if (agentLogs.length > 4000) agentLogs.shift(); } }));
+    const logger = createLogger({ level: 'info', sink: (l) => { agentLogs.push(l); if (agentLogs.length > 4000) agentLogs.shift(); } });
+    agent = await HostAgent.start(cfg, logger);
     await until('the guest channel', async () => (await vm!.sh('cat /sys/class/virtio-ports/*/name')).includes('org.livemr.0'), 60_000, 200);
-    const ns = new LocalNamespace(storeSource(agent.store), { host: 'kvm-local', addr: '', url: '' });
+    const source = new AgentSource();
+    source.use(agent.store);
+    const ns = new LocalNamespace(source, { host: 'kvm-local', addr: '', url: '' });
     gw = await startGateway({ namespace: ns, blockSize: 1 << 20 });
     ns.location = { host: 'kvm-local', addr: `127.0.0.1:${gw.port}`, url: gw.url };
 
     const samples: ClockSample[] = [await sampleClock(vm)];
-    const checker = new Checker({ windowMs: o.windowMs ?? 2000 }, clockFrom(samples));
-    // what the host published: shrinks and removals, by guest path
-    const sizes = new Map<string, number>();
+    // the bytes around the raw window are another tenant's: named if they ever show (case 7)
+    const outside = (o.rawWindow ?? true) ? [{ name: 'outside the raw window', key: TENANT_KEY, gen: 0, max: WIN.offset + WIN.size + WIN.after }] : [];
+    const checker = new Checker({ windowMs: o.windowMs ?? 2000, outside }, clockFrom(samples));
+    // what the host published, by guest path: a name shown, shrunk, removed, each with the guest
+    // inode it is about. A name that begins to show another guest file (a rename over it) is
+    // removed first (docs/host.md, "Names"), so its removal is the event, and a composition shows
+    // one inode all its life: the inode is looked up (agent status) once, when the name appears,
+    // not on every change. These listeners run after the mount's (added when it mounted): the time
+    // is after the cut.
+    const shown = new Map<string, { size: number; ino?: number }>();
     const prefix = `${VM}_`;
-    // which guest file (the helper's fileId, and its inode) each name shows: a change of it is a
-    // rename over the name, and each event names the inode whose window it ends
-    const owners = new Map<string, { fileId: number; inode: number }>();
-    agent.store.on('change', (name) => {
-      if (!name.startsWith(prefix)) return;
-      const t = hostNow();
-      const path = unescapePath(name.slice(prefix.length));
-      const size = agent!.store.get(name)?.segments.size ?? 0;
-      const last = sizes.get(name) ?? 0;
-      const file = agent!.status().vms.flatMap((v) => v.files).find((f) => f.name === name);
-      const owner = file && { fileId: file.fileId, inode: file.inode };
-      const before = owners.get(name);
-      if (owner && before && owner.fileId !== before.fileId) checker.addHostEvent({ t, path, kind: 'replace', size, ino: before.inode });
-      else if (size < last) checker.addHostEvent({ t, path, kind: 'shrink', size, ino: owner?.inode ?? before?.inode });
-      if (owner) owners.set(name, owner);
-      sizes.set(name, size);
-    });
-    agent.store.on('remove', (name) => {
-      if (!name.startsWith(prefix)) return;
-      sizes.delete(name);
-      const was = owners.get(name);
-      owners.delete(name);
-      checker.addHostEvent({ t: hostNow(), path: unescapePath(name.slice(prefix.length)), kind: 'remove', size: 0, ino: was?.inode });
-    });
+    const follow = (store: CompositionStore) => {
+      shown.clear();
+      store.on('change', (name) => {
+        if (!name.startsWith(prefix)) return;
+        const t = hostNow();
+        const path = unescapePath(name.slice(prefix.length));
+        const size = store.get(name)?.segments.size ?? 0;
+        const last = shown.get(name);
+        if (!last) {
+          const ino = agent?.status().vms.flatMap((v) => v.files).find((f) => f.name === name)?.inode;
+          shown.set(name, { size, ino });
+          checker.addHostEvent({ t, path, kind: 'show', size, ino });
+          return;
+        }
+        if (size < last.size) checker.addHostEvent({ t, path, kind: 'shrink', size, ino: last.ino });
+        last.size = size;
+      });
+      store.on('remove', (name) => {
+        if (!name.startsWith(prefix)) return;
+        const ino = shown.get(name)?.ino;
+        shown.delete(name);
+        const path = unescapePath(name.slice(prefix.length));
+        checker.addHostEvent({ t: hostNow(), path, kind: 'remove', size: 0, ino });
+        // a revoked file's name is asked for again, as a user would (the guest keeps a revoked path
+        // denied until the host asks): the workload creates it again with consent
+        if (path.endsWith(`/${REVOKE_NAME}`)) setImmediate(() => { try { agent?.requestShare(VM, path); } catch { /* restarting */ } });
+      });
+    };
+    follow(agent.store);
+    // case 3 (and 5): the agent stopped and started again mid-run on the same state, the guest writing on
+    const restarts = o.restarts ?? 2;
+    let restarted = 0;
+    let wStart = Date.now();
+    const restartAt = (i: number) => wStart + ((i + 1) * o.durationMs) / (restarts + 1);
+    const restartAgent = async () => {
+      const damaged = restarted % 2 === 1;
+      restarted++;
+      readers!.quiet(true);
+      const down = hostNow();
+      source.use(undefined); // the gateway goes down with the agent: its streams end now
+      await agent!.stop();
+      agent = undefined;
+      const at = damaged ? damageJournal(cfg.stateDir) : undefined;
+      agent = await HostAgent.start(cfg, logger);
+      follow(agent.store);
+      source.use(agent.store);
+      const up = hostNow();
+      checker.addHostEvent({ t: up, path: '*', kind: 'restart', size: 0 });
+      readers!.quiet(false);
+      log(`[consistency] agent restarted${at !== undefined ? ` with its journal damaged at byte ${at}` : ''}: down ${(up - down).toFixed(0)} ms${agent.store.damage ? `, it withheld ${agent.store.damage.withheld.length} file(s) and kept a copy in ${agent.store.damage.copy}` : ''}`);
+      if (damaged && !agent.store.damage) throw new Error('the agent did not notice its damaged journal');
+    };
 
     await vm.sh(`(node /root/cons-workload.mjs /root/cons.json) > /root/cons-workload.out 2>&1 &`);
+    wStart = Date.now();
     log(`[consistency] workload started for ${(o.durationMs / 1000).toFixed(0)} s; clock offset ${samples[0]!.offset.toFixed(1)} ± ${samples[0]!.err.toFixed(1)} ms`);
     readers = startReaders({
       mount: cfg.mountpoint, vm: VM, gateway: gw.url.replace(/\/+$/, ''), seed, pauseMs: o.readerPauseMs ?? 20,
@@ -175,6 +317,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
         checker.setClock(clockFrom(samples));
         lastSample = hostNow();
       }
+      if (restarted < restarts && Date.now() > restartAt(restarted)) await restartAgent();
       await fetchLog();
       await checker.drainYielding(readers.lowWater());
       // each violation as it is found, with what the agent logged about that file: the soak's diagnosis
@@ -195,6 +338,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
     // readers keep going a moment so the last writes are read after they settle
     await new Promise((r) => setTimeout(r, 3000));
     await readers.stop();
+    if (restarted < restarts) throw new Error(`only ${restarted} of ${restarts} agent restarts happened`);
     samples.push(await sampleClock(vm, 3));
     checker.setClock(clockFrom(samples));
     const report = checker.finish();
@@ -207,6 +351,7 @@ export async function runConsistency(o: RunOptions): Promise<RunResult> {
   } finally {
     await readers?.stop().catch(() => {});
     await gw?.close().catch(() => {});
+    // agent may be undefined between a restart's stop and start
     await agent?.stop().catch(() => {});
     await vm?.shutdown().catch(() => {});
     try { execFileSync('fusermount3', ['-uz', join(dir, 'mnt')], { stdio: 'ignore' }); } catch { /* not mounted */ }

@@ -16,8 +16,12 @@ export interface WorkloadConfig {
   durationMs: number;
   log: string;
   done: string;
-  /** the directories the files live in, one per data disk: name → dir */
-  dirs: { disk: string; dir: string }[];
+  /**
+   * the directories the files live in, one per data disk: name → dir; `trim`: a disk QEMU runs with
+   * discard=unmap and detect-zeroes=unmap, where the workload also writes zeros over data, punches
+   * holes and runs fstrim (case 6)
+   */
+  dirs: { disk: string; dir: string; trim?: boolean }[];
   /** mean pause between operations, ms */
   pauseMs: number;
   /** app.log and direct.bin rotate past this size, trunc.log and cp.log past half of it (default 8 MiB) */
@@ -31,7 +35,11 @@ export function workloadPaths(dirs: { disk: string; dir: string }[]): string[] {
   return out;
 }
 
-const FILES = ['app.log', 'app.log.1', 'trunc.log', 'cp.log', 'cp.log.1', 'sparse.bin', 'direct.bin', 'churn-0.bin', 'churn-1.bin'];
+/** A name too long for a composition name (the store's limit is 200 characters): the host refuses it, and only it (case 4). */
+export const LONG_NAME = `long-${'l'.repeat(200)}.log`;
+/** Shared, then its consent revoked while host readers may hold it open; unlinked and created again (case 2). */
+export const REVOKE_NAME = 'revoke.log';
+const FILES = ['app.log', 'app.log.1', 'trunc.log', 'cp.log', 'cp.log.1', 'sparse.bin', 'direct.bin', 'churn-0.bin', 'churn-1.bin', REVOKE_NAME, LONG_NAME];
 const MiB = 1 << 20;
 const SHARE = 'user.livemr.share';
 const now = () => performance.timeOrigin + performance.now();
@@ -52,11 +60,14 @@ export function runWorkload(cfg: WorkloadConfig): void {
     }
   };
   let setxattr: (path: string, name: string, value: Buffer) => void;
+  let removexattr: (path: string, name: string) => void;
   try {
-    const nat = createRequire(import.meta.url)('/opt/livemr/livemr_guest.node') as { setxattr: typeof setxattr };
+    const nat = createRequire(import.meta.url)('/opt/livemr/livemr_guest.node') as { setxattr: typeof setxattr; removexattr: typeof removexattr };
     setxattr = (p, n, v) => nat.setxattr(p, n, v);
+    removexattr = (p, n) => nat.removexattr(p, n);
   } catch {
     setxattr = (p, n) => execFileSync('setfattr', ['-n', n, '-v', '1', p]);
+    removexattr = (p, n) => execFileSync('setfattr', ['-x', n, p]);
   }
   let nextKey = 1;
   const files = new Map<string, F>(); // path → live file
@@ -94,6 +105,23 @@ export function runWorkload(cfg: WorkloadConfig): void {
     if (newGen) f.gen++;
   };
   const get = (disk: string, dir: string, name: string) => files.get(`${dir}/${name}`) ?? create(disk, `${dir}/${name}`);
+  const append = (f: F) => write(f, f.size, logSize(), rng.next() < 0.25 ? 'fsync' : 'buf');
+  /** unlink the live churn file (older than 3 s), then another that likely reuses the freed blocks */
+  const churnAt = new Map<string, number>(); // disk → which churn name is live
+  const churn = (disk: string, dir: string) => {
+    const i = churnAt.get(disk) ?? 0;
+    const cur = files.get(`${dir}/churn-${i}.bin`);
+    if (cur && now() - cur.born > 3000) {
+      unlink(cur);
+      churnAt.set(disk, 1 - i);
+      const f = create(disk, `${dir}/churn-${1 - i}.bin`);
+      write(f, 0, MiB + rng.int(3 * MiB), 'fsync');
+    } else if (!cur) {
+      const f = create(disk, `${dir}/churn-${i}.bin`);
+      write(f, 0, MiB + rng.int(3 * MiB), 'fsync');
+    }
+  };
+  const revokedAt = new Map<number, number>(); // key → when its consent was removed
 
   for (const { dir } of cfg.dirs) {
     fs.mkdirSync(dir, { recursive: true });
@@ -101,12 +129,12 @@ export function runWorkload(cfg: WorkloadConfig): void {
   }
   const chunk = '/tmp/cons-direct.chunk';
   let directOk = true;
-  const churnAt = new Map<string, number>(); // disk → which churn name is live
+  let trimOk = true;
   const ROT = cfg.rotateBytes ?? 8 * MiB;
   const end = now() + cfg.durationMs;
   let n = 0;
   while (now() < end) {
-    const { disk, dir } = cfg.dirs[rng.int(cfg.dirs.length)]!;
+    const { disk, dir, trim } = cfg.dirs[rng.int(cfg.dirs.length)]!;
     const r = rng.next();
     if (r < 0.4) {
       // append-only log, rotated by rename + create
@@ -178,17 +206,55 @@ export function runWorkload(cfg: WorkloadConfig): void {
         }
       }
     } else if (r < 0.85) {
-      // unlink, then another file that likely reuses the freed blocks
-      const i = churnAt.get(disk) ?? 0;
-      const cur = files.get(`${dir}/churn-${i}.bin`);
-      if (cur && now() - cur.born > 3000) {
-        unlink(cur);
-        churnAt.set(disk, 1 - i);
-        const f = create(disk, `${dir}/churn-${1 - i}.bin`);
-        write(f, 0, MiB + rng.int(3 * MiB), 'fsync');
-      } else if (!cur) {
-        const f = create(disk, `${dir}/churn-${i}.bin`);
-        write(f, 0, MiB + rng.int(3 * MiB), 'fsync');
+      churn(disk, dir);
+    } else if (r < 0.92) {
+      // case 2: an append-only log whose owner revokes consent after a while (the host readers may
+      // hold it open); it keeps growing unshared, then is unlinked and created again with consent
+      const f = files.get(`${dir}/${REVOKE_NAME}`);
+      const at = f && revokedAt.get(f.key);
+      if (!f) append(create(disk, `${dir}/${REVOKE_NAME}`));
+      else if (at !== undefined && now() - at > 1000) { unlink(f); append(create(disk, `${dir}/${REVOKE_NAME}`)); }
+      else if (at === undefined && now() - f.born > 2000 && rng.next() < 0.3) {
+        const t0 = now();
+        removexattr(f.path, SHARE);
+        revokedAt.set(f.key, t0);
+        log({ op: 'revoke', t0, t1: now(), key: f.key, path: f.path });
+      } else append(f);
+    } else if (r < 0.95) {
+      // case 4: one batch of the helper with a file the host must refuse (its name is too long) and
+      // other files' truncate and removal, which it must apply all the same
+      const f = get(disk, dir, LONG_NAME);
+      if (f.size > MiB) trunc(f, 0, true);
+      else write(f, f.size, 1 + rng.int(64 * 1024), 'buf');
+      const t = files.get(`${dir}/trunc.log`);
+      if (t && t.size > 0) trunc(t, rng.int(t.size), true);
+      churn(disk, dir);
+    } else if (trim && trimOk) {
+      // case 6: the guest discards blocks — zeros over data (detect-zeroes=unmap turns them into
+      // discards), a punched hole, fstrim of the freed blocks — and QEMU reuses the clusters
+      const f = files.get(`${dir}/sparse.bin`);
+      const q = rng.next();
+      if (f && f.size < 16 * 65536) { /* between its truncate and regrowth */ } else if (f && q < 0.4) {
+        const len = (1 + rng.int(4)) * 65536;
+        const off = rng.int(Math.floor((f.size - len) / 65536)) * 65536;
+        const t0 = now();
+        fs.writeSync(f.fd, Buffer.alloc(len), 0, len, off);
+        fs.fsyncSync(f.fd);
+        log({ op: 'write', t0, t1: now(), key: f.key, off, len, src: 0, sgen: 0, how: 'zero' });
+      } else if (f && q < 0.7) {
+        const len = (1 + rng.int(16)) * 65536;
+        const off = rng.int(Math.floor((f.size - len) / 65536)) * 65536;
+        const t0 = now();
+        try {
+          execFileSync('fallocate', ['-p', '-o', String(off), '-l', String(len), f.path], { stdio: ['ignore', 'ignore', 'pipe'] });
+          log({ op: 'punch', t0, t1: now(), key: f.key, off, len });
+        } catch (e) { trimOk = false; process.stderr.write(`punch failed, no more discards: ${(e as Error).message}\n`); }
+      } else {
+        const t0 = now();
+        try {
+          execFileSync('fstrim', [dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+          log({ op: 'trim', t0, t1: now(), disk });
+        } catch (e) { trimOk = false; process.stderr.write(`fstrim failed, no more discards: ${(e as Error).message}\n`); }
       }
     }
     n++;
