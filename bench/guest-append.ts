@@ -4,7 +4,7 @@
 // The helper is a long-running daemon, so each configuration is started once and warmed up; "without"
 // runs freeze it (SIGSTOP: no CPU at all) and write a file it does not watch. Runs alternate
 // (without/with, order swapped every round) so drift hits both; the ratio is the median of the
-// per-round ratios. A TCG guest on a shared host is noisy, so the helper's own CPU time during each
+// per-round ratios (bench/guest-common.ts, shared with the Debian guest's bench/guest-cost.ts). A TCG guest on a shared host is noisy, so the helper's own CPU time during each
 // run (utime + stime from /proc) is printed too: its share of the run is what it takes from the writer.
 // Measured: the batched defaults, the helper unbatched (T = 0, S = 0; the paper saw up to 36% slowdown
 // unbatched), and batched without the disk flush before each report (--no-disk-flush; the host's
@@ -15,17 +15,16 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { GuestSession } from '../src/guest/host-session.js';
 import { bootGuest, type GuestVm } from '../test/harness/vm.js';
+import { APPEND_BS as BS, ddAppend, guestCpuSeconds, median, pairedRounds } from './guest-common.js';
 
 const MIB = Number(process.argv[2] ?? 48);
 const ROUNDS = Number(process.argv[3] ?? 7);
 const FILE = '/mnt/data/bench-append.bin';
 const FILE_OFF = '/mnt/data/bench-unwatched.bin';
-const BS = 64 * 1024;
 
 type Config = 'batched' | 'unbatched' | 'batched-no-disk-flush';
 const ARGS: Record<Config, string> = { batched: '', unbatched: '--batch-ms 0 --batch-bytes 0', 'batched-no-disk-flush': '--no-disk-flush' };
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Restarts the helper with a configuration and connects a fresh host session to it. */
@@ -40,10 +39,7 @@ async function startHelper(vm: GuestVm, config: Config, old?: GuestSession): Pro
   return session;
 }
 
-const helperTicks = async (vm: GuestVm) => {
-  const f = (await vm.sh('cat /proc/$(cat /run/livemr-guest.pid)/stat')).split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime, clock ticks
-};
+const helperPid = async (vm: GuestVm) => Number((await vm.sh('cat /run/livemr-guest.pid')).trim());
 
 /** One append run; returns MB/s as dd measured it inside the guest, and the helper's CPU seconds. */
 async function appendRun(vm: GuestVm, session: GuestSession | undefined, direct: boolean, mib = MIB): Promise<{ mbps: number; seconds: number; helperCpu: number }> {
@@ -54,14 +50,10 @@ async function appendRun(vm: GuestVm, session: GuestSession | undefined, direct:
     for (let i = 0; i < 200 && ![...session.files.values()].some((f) => f.path === FILE); i++) await sleep(25);
     if (![...session.files.values()].some((f) => f.path === FILE)) throw new Error('file was not shared');
   }
-  const flags = direct ? 'oflag=direct,append conv=notrunc' : 'oflag=append conv=notrunc,fsync';
-  const t0 = session ? await helperTicks(vm) : 0;
-  const out = await vm.sh(`/usr/bin/dd if=/dev/zero of=${file} bs=${BS} count=${(mib << 20) / BS} ${flags} 2>&1`);
-  const helperCpu = session ? (await helperTicks(vm) - t0) / 100 : 0; // USER_HZ = 100
-  const m = /copied, ([\d.]+) s/.exec(out);
-  if (!m) throw new Error(`unexpected dd output: ${out}`);
-  const seconds = Number(m[1]);
-  const mbps = mib * 1.048576 / seconds;
+  const pid = session ? await helperPid(vm) : 0;
+  const t0 = session ? await guestCpuSeconds(vm, pid) : 0;
+  const { mbps, seconds } = await ddAppend(vm, file, mib, direct);
+  const helperCpu = session ? await guestCpuSeconds(vm, pid) - t0 : 0;
   if (session) {
     // the helper must have reported the whole file: the result counts only if it did its job
     await session.flush(60_000);
@@ -85,20 +77,17 @@ async function main(): Promise<void> {
       for (const config of Object.keys(ARGS) as Config[]) {
         session = await startHelper(vm, config, session);
         await appendRun(vm, session, direct, 8); // warm-up: the daemon's code paths run once
-        for (let round = 0; round < ROUNDS; round++) {
-          const got: Record<string, number> = {};
-          for (const withHelper of round % 2 ? [true, false] : [false, true]) {
-            if (!withHelper) await vm.sh('kill -STOP $(cat /run/livemr-guest.pid)');
-            const r = await appendRun(vm, withHelper ? session : undefined, direct);
-            if (!withHelper) await vm.sh('kill -CONT $(cat /run/livemr-guest.pid)');
-            const key = `${kind}/${withHelper ? config : `off(${config})`}`;
-            got[withHelper ? 'on' : 'off'] = r.mbps;
-            (rate[key] ??= []).push(r.mbps);
-            if (withHelper) (cpuShare[key] ??= []).push(r.helperCpu / r.seconds);
-            process.stderr.write(`${key} round ${round + 1}: ${r.mbps.toFixed(1)} MB/s${withHelper ? `, helper CPU ${(r.helperCpu * 1000).toFixed(0)} ms` : ''}\n`);
-          }
-          (ratio[`${kind}/${config}`] ??= []).push(got.on! / got.off!);
-        }
+        const r = await pairedRounds(ROUNDS, async (withHelper, round) => {
+          if (!withHelper) await vm.sh('kill -STOP $(cat /run/livemr-guest.pid)');
+          const x = await appendRun(vm, withHelper ? session : undefined, direct);
+          if (!withHelper) await vm.sh('kill -CONT $(cat /run/livemr-guest.pid)');
+          const key = `${kind}/${withHelper ? config : `off(${config})`}`;
+          (rate[key] ??= []).push(x.mbps);
+          if (withHelper) (cpuShare[key] ??= []).push(x.helperCpu / x.seconds);
+          process.stderr.write(`${key} round ${round + 1}: ${x.mbps.toFixed(1)} MB/s${withHelper ? `, helper CPU ${(x.helperCpu * 1000).toFixed(0)} ms` : ''}\n`);
+          return x.mbps;
+        });
+        ratio[`${kind}/${config}`] = r.ratio;
       }
     }
     console.log(`P3 guest append, ${MIB} MiB per run in ${BS / 1024} KiB writes, ${ROUNDS} rounds, ${vm.accel.toUpperCase()} guest, host load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}:`);

@@ -23,8 +23,8 @@ import type { Socket } from 'node:net';
 import { DEFAULT_TRACKER_OPTIONS } from '../src/guest/tracker.js';
 import { bootGuest, type GuestVm } from '../test/harness/vm.js';
 import {
-  benchDir, composedPath, connectUnix, guestPortDev, hostNow, percentile, QgaClient, serialPorts, sleep, startAgent, table, until,
-  type RunningAgent,
+  BenchPort, benchDir, benchLine, clockOffset, composedPath, connectUnix, GUEST_WRITER_SCRIPT, guestPortDev, hostNow, LINE_POLLER,
+  percentile, QgaClient, serialPorts, sleep, startAgent, table, until, type RunningAgent,
 } from './host-common.js';
 
 const N = Number(process.argv[2] ?? 150);
@@ -39,102 +39,7 @@ const CONFIGS = [
   { name: 'latency-tuned (--batch-ms 0 --settle-ms 0)', args: '--batch-ms 0 --settle-ms 0', n: N, gapMs: 20 },
 ];
 
-const lineText = (i: number) => `seq ${String(i).padStart(8, '0')} `.padEnd(LINE - 1, 'x') + '\n';
-
-// The guest side: blocking reads on its own port (a single-purpose process; ends on `quit`).
-const GUEST_SCRIPT = `
-const fs = require('node:fs');
-const [dev, file, LINE] = [process.argv[2], process.argv[3], Number(process.argv[4])];
-const port = fs.openSync(dev, 'r+');
-const log = fs.openSync(file, 'a');
-const now = () => performance.timeOrigin + performance.now();
-const line = (i) => ('seq ' + String(i).padStart(8, '0') + ' ').padEnd(LINE - 1, 'x') + '\\n';
-const send = (s) => fs.writeSync(port, s + '\\n');
-const rb = Buffer.alloc(4096);
-let buf = '';
-for (;;) {
-  const n = fs.readSync(port, rb, 0, rb.length, null);
-  if (n === 0) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5); continue; }
-  buf += rb.toString('latin1', 0, n);
-  let nl;
-  while ((nl = buf.indexOf('\\n')) >= 0) {
-    const [cmd, arg] = buf.slice(0, nl).split(' ');
-    buf = buf.slice(nl + 1);
-    if (cmd === 'ping') send('pong ' + arg + ' ' + now());
-    else if (cmd === 'go') {
-      const t0 = now();
-      fs.writeSync(log, line(Number(arg)));
-      fs.fsyncSync(log);
-      send('done ' + arg + ' ' + t0 + ' ' + now());
-    } else if (cmd === 'quit') { fs.closeSync(port); process.exit(0); }
-  }
-}
-`;
-
-// Host poller: a worker so that neither the agent's event loop nor ours delays the stamp.
-const POLLER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const fd = fs.openSync(workerData.file, 'r');
-const buf = Buffer.alloc(workerData.line);
-const nap = new Int32Array(new SharedArrayBuffer(4));
-parentPort.on('message', ({ i, want }) => {
-  const at = (i + 1) * workerData.line;
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    let n = 0;
-    try { n = fs.readSync(fd, buf, 0, buf.length, at); } catch {}
-    if (n === buf.length && buf.toString('latin1') === want) break;
-    if (Date.now() > deadline) { parentPort.postMessage({ i, t: -1 }); return; }
-    Atomics.wait(nap, 0, 0, 0.2);
-  }
-  parentPort.postMessage({ i, t: performance.timeOrigin + performance.now() });
-});
-`;
-
-/** Line-oriented conversation with the guest script over the bench port. */
-class BenchPort {
-  private buf = '';
-  private waiting: { prefix: string; resolve: (parts: string[]) => void }[] = [];
-  constructor(private readonly sock: Socket) {
-    sock.setEncoding('latin1');
-    sock.on('data', (d: string) => {
-      const t = hostNow();
-      this.buf += d;
-      let nl: number;
-      while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const parts = this.buf.slice(0, nl).split(' ');
-        this.buf = this.buf.slice(nl + 1);
-        const k = this.waiting.findIndex((w) => w.prefix === `${parts[0]} ${parts[1]}`);
-        if (k >= 0) this.waiting.splice(k, 1)[0]!.resolve([...parts, String(t)]);
-      }
-    });
-  }
-  /** sends `cmd arg`, resolves with the reply's fields plus the host receive time */
-  ask(cmd: string, arg: number, reply: string, timeoutMs = 30_000): Promise<{ sent: number; parts: string[] }> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${reply} ${arg} from the guest`)), timeoutMs);
-      let sent = 0;
-      this.waiting.push({ prefix: `${reply} ${arg}`, resolve: (parts) => { clearTimeout(timer); resolve({ sent, parts }); } });
-      sent = hostNow();
-      this.sock.write(`${cmd} ${arg}\n`);
-    });
-  }
-  send(line: string): void { this.sock.write(line + '\n'); }
-}
-
-/** guest clock − host clock (ms), from the ping with the smallest round trip */
-async function clockOffset(port: BenchPort, base: number): Promise<{ offset: number; rtt: number }> {
-  let best = { offset: 0, rtt: Infinity };
-  for (let k = 0; k < 30; k++) {
-    const { sent, parts } = await port.ask('ping', base + k, 'pong');
-    const recv = Number(parts[3]);
-    const rtt = recv - sent;
-    if (rtt < best.rtt) best = { offset: Number(parts[2]) - (sent + recv) / 2, rtt };
-    await sleep(5);
-  }
-  return best;
-}
+const lineText = (i: number) => benchLine(i, LINE);
 
 async function setHelperArgs(vm: GuestVm, args: string): Promise<void> {
   await vm.sh('touch /run/livemr-guest.disabled; [ -f /run/livemr-guest.pid ] && kill $(cat /run/livemr-guest.pid) 2>/dev/null; ' +
@@ -162,7 +67,7 @@ async function main(): Promise<void> {
     });
     // the file exists and carries the owner's consent before the agent asks for it
     await vm.sh(`printf '%s' '${lineText(-1)}' > ${LOG}; setfattr -n user.livemr.share -v 1 ${LOG}`);
-    writeFileSync(join(bd.dir, 'fresh.js'), GUEST_SCRIPT);
+    writeFileSync(join(bd.dir, 'fresh.js'), GUEST_WRITER_SCRIPT);
     await vm.put(join(bd.dir, 'fresh.js'), '/root/fresh.js');
     // the agent logs each publish synchronously: stamp it to split the latency into its two halves
     const published: { t: number; served: number }[] = [];
@@ -181,7 +86,7 @@ async function main(): Promise<void> {
     const bp = new BenchPort(port);
     vm.exec(`node /root/fresh.js ${guestPortDev('org.livemr.bench')} ${LOG} ${LINE} >/tmp/fresh.out 2>&1`, { timeoutMs: 3_600_000 }).catch(() => {}); // ends on quit
     const c0 = await clockOffset(bp, 0);
-    worker = new Worker(POLLER, { eval: true, workerData: { file: hostFile, line: LINE } });
+    worker = new Worker(LINE_POLLER, { eval: true });
     const seen = new Map<number, (t: number) => void>();
     worker.on('message', ({ i, t }: { i: number; t: number }) => seen.get(i)?.(t));
 
@@ -194,7 +99,7 @@ async function main(): Promise<void> {
       const warm = 5;
       for (let k = 0; k < c.n + warm; k++, i++) {
         const visible = new Promise<number>((res) => seen.set(i, res));
-        worker.postMessage({ i, want: lineText(i) });
+        worker.postMessage({ i, file: hostFile, at: (i + 1) * LINE, want: lineText(i) });
         const { sent, parts } = await bp.ask('go', i, 'done');
         const tVis = await visible;
         seen.delete(i);
