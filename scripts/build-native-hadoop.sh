@@ -5,6 +5,8 @@
 #   cluster test/hadoop/cluster/pom.xml: MiniDFSCluster + MiniMRYarnCluster (hadoop-minicluster),
 #           examples, distcp; driver test/hadoop/cluster/src/*.java (test/hadoop/cluster.ts runs it)
 #   spark   test/hadoop/spark/pom.xml: spark-sql (local[2]); driver test/hadoop/spark/src/SparkCheck.java
+#   provided test/hadoop/provided/pom.xml: NameNode + DataNode (hadoop-hdfs) and fs2img; driver
+#           test/hadoop/provided/src/ProvidedHdfs.java (test/hadoop/provided.ts runs it)
 # Idempotent: a cached run only hashes a few files. Prints nothing when cached; `--print` prints the
 # cache directory (conf/, classes/, jars/ under it).
 set -euo pipefail
@@ -15,8 +17,8 @@ print=0
 for a in "$@"; do
   case $a in
     --print) print=1 ;;
-    client | cluster | spark) profile=$a ;;
-    *) log "usage: $0 [--print] [client|cluster|spark]"; exit 2 ;;
+    client | cluster | spark | provided) profile=$a ;;
+    *) log "usage: $0 [--print] [client|cluster|spark|provided]"; exit 2 ;;
   esac
 done
 if [[ $profile == client ]]; then pom=test/hadoop/pom.xml src=test/hadoop/src name=hadoop

@@ -7,6 +7,7 @@ import {
   type CommonOptions, type ComposeSink, type Running,
 } from '../hdfs/index.js';
 import { command, UsageError, type Values } from './args.js';
+import { exportCmd } from './hdfs-export.js';
 
 function parseSize(v: string): number {
   const m = /^(\d+)([kmg]?)$/i.exec(v);
@@ -117,4 +118,4 @@ const composeFromLocalCmd = command({
   },
 });
 
-export const commands = [serve, aggregate, composeFromLocalCmd];
+export const commands = [serve, aggregate, composeFromLocalCmd, exportCmd];

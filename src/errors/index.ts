@@ -57,6 +57,9 @@ export const ERROR_CODES = {
   HDFS_SHORT_SOURCE: { status: 500, meaning: 'a segment\'s source file is shorter than the segment' },
   HDFS_BAD_REPORT: { status: 400, meaning: 'an agent report to the aggregator that does not validate' },
   HDFS_COMPOSE_CONFIG: { status: 400, meaning: 'a compose-from-local config that does not validate' },
+  // PROVIDED export (src/provided)
+  PROVIDED_INPUT: { status: 400, meaning: 'an export that cannot be made as asked (no such file on the mount, a path Hadoop cannot name, output exists)' },
+  PROVIDED_OUTPUT: { status: 500, meaning: 'writing the exported image or alias map failed' },
   // disk images (src/image)
   IMAGE_ERROR: { status: 500, meaning: 'an image that cannot be opened or followed (missing backing file, loop)' },
   IMAGE_UNSUPPORTED: { status: 500, meaning: 'an image format or feature the mapper refuses (encryption, ...)' },
