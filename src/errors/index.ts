@@ -65,6 +65,7 @@ export const ERROR_CODES = {
   IMAGE_UNSUPPORTED: { status: 500, meaning: 'an image format or feature the mapper refuses (encryption, ...)' },
   IMAGE_CORRUPT: { status: 500, meaning: 'inconsistent image metadata (with its file offset)' },
   IMAGE_RANGE: { status: 400, meaning: 'a guest range outside the virtual disk or above the per-call bound' },
+  IMAGE_METADATA_OVERLAP: { status: 500, meaning: 'a guest cluster mapped onto a host cluster the image\'s own metadata uses (stale or corrupt): never served' },
   // QMP (src/qmp)
   QMP_ERROR: { status: 500, meaning: 'a QMP-level failure with no more specific code (no such device, listener closed)' },
   QMP_CONNECT: { status: 502, meaning: 'the QMP socket cannot be opened (errno in `errno`)' },

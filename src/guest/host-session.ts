@@ -158,7 +158,11 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
   private apply(msg: Message): void {
     switch (msg.type) {
       case 'fileExtents': {
-        const f = this.files.get(msg.fileId) ?? { fileId: msg.fileId, inode: msg.inode, generation: msg.generation, path: msg.path, disk: msg.disk, size: 0, extents: [], changedFrom: 0 };
+        let f = this.files.get(msg.fileId);
+        // an id that now names another inode (or one on another disk) is another file: what we knew
+        // of the old one (its disk, its extents below `from`) does not describe it
+        if (f && (f.disk !== msg.disk || f.inode !== msg.inode || f.generation !== msg.generation)) f = undefined;
+        f ??= { fileId: msg.fileId, inode: msg.inode, generation: msg.generation, path: msg.path, disk: msg.disk, size: 0, extents: [], changedFrom: 0 };
         // A report starts at or below the size the host was told (docs/protocol.md). One starting
         // past it would leave bytes nobody described, which would read as a hole (zeros): they are
         // pending instead (never served) until a report describes them.

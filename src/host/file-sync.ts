@@ -81,6 +81,8 @@ export class FileSync {
   private storeRetryDelay = 100;
   /** journaled by an earlier run, withheld until the guest reports them again (withholdJournaled) */
   private unconfirmed = new Set<string>();
+  /** files with a range withheld because it maps onto image metadata (warned once) */
+  private overlapping = new Set<number>();
   /** files the guest confirmed after a restart: their next publish is a remap for BigLogs */
   private confirmed = new Set<number>();
   /** how long the last round took (ms) */
@@ -164,6 +166,23 @@ export class FileSync {
       for (const t of this.files.values()) this.queue.set(t.file.fileId, t.file);
       await this.processQueue();
     });
+  }
+
+  /**
+   * The mappings of disk `serial` may have changed with no report from the guest (QEMU freed
+   * clusters on a discard and may reuse them): re-verify every file on it against the image as it is
+   * now — the same path as a remap (cut back to the first byte that maps elsewhere, regrow).
+   */
+  reverifyDisk(serial: string, why: string): void {
+    let n = 0;
+    for (const t of this.files.values()) {
+      if (t.file.disk !== serial || this.queue.has(t.file.fileId)) continue;
+      this.queue.set(t.file.fileId, t.file);
+      n++;
+    }
+    if (n === 0) return;
+    this.o.log.info('re-verifying the mappings of a disk', { serial, why, files: n });
+    this.schedule();
   }
 
   /** Something may have changed the image metadata: retry files with pending tails. */
@@ -260,12 +279,19 @@ export class FileSync {
   private async apply(f: GuestFile): Promise<boolean> {
     const { store, vm } = this.o;
     const name = compositionName(vm, f.path);
-    const prev = this.files.get(f.fileId);
+    let prev = this.files.get(f.fileId);
+    const inode = `${f.disk}:${f.inode}:${f.generation}`;
+    if (prev && `${prev.file.disk}:${prev.file.inode}:${prev.file.generation}` !== inode) {
+      // the guest reuses the id for another file (another inode, perhaps on another disk): nothing
+      // of the old one carries over — its composition goes (an open handle ends), its status too
+      this.withdraw(f.fileId, prev.status.name, 'file id reused for another file');
+      this.files.delete(f.fileId);
+      prev = undefined;
+    }
     const status: SharedFileStatus = prev?.status ?? {
       fileId: f.fileId, inode: f.inode, path: f.path, disk: f.disk, name, guestSize: 0, servedSize: 0, pendingRanges: 0, lastUpdateMs: 0,
     };
     if (prev && prev.status.name !== name) this.withdraw(f.fileId, prev.status.name, 'renamed'); // follows the inode
-    const inode = `${f.disk}:${f.inode}:${f.generation}`;
     const owner = this.owners.get(name);
     if (owner && owner.fileId !== f.fileId) {
       // another file at the name: a rename over it (the replaced file shows nowhere now; its removal
@@ -298,6 +324,13 @@ export class FileSync {
       status.pendingRanges = result === 'refused' ? 0 : layout.pending.length;
       if (layout.pending.length) status.pendingSinceMs ??= Date.now();
       else delete status.pendingSinceMs;
+      const overlap = layout.pending.find((p) => p.why === 'metadata');
+      if (overlap && !this.overlapping.has(f.fileId)) {
+        // stale metadata (a discarded cluster reused for a table) or a corrupt image: withheld from there
+        this.o.log.warn('file data maps onto the image\'s own metadata: withheld from there', { file: name, at: overlap.at, structure: overlap.structure });
+        this.o.metrics.inc('livemr_metadata_overlaps_total', 'file ranges withheld because the image maps them onto its own metadata', { vm });
+      }
+      if (overlap) this.overlapping.add(f.fileId); else this.overlapping.delete(f.fileId);
     } catch (e) {
       if (!(e instanceof LayoutError)) throw e;
       // a guest that names bytes outside its disks gets nothing served for that file

@@ -2,6 +2,8 @@
 //  - content below a composed file's current size never changes while the guest file only grows:
 //    new bytes are appended;
 //  - the size only shrinks when the guest file shrank (truncate) — never because a tail is pending;
+//    but a served byte past the servable point stays only if it is zeros or the image still maps it
+//    to the same place: a cluster the image no longer maps there (discarded, perhaps reused) is cut;
 //  - if the mapping of bytes already served changed (the guest rewrote the file elsewhere, a block
 //    job moved clusters), the file is cut back to the first differing byte and regrown, which makes
 //    the mount invalidate the kernel's cached pages from there;
@@ -9,7 +11,7 @@
 //    in-place write), the mount drops its cached pages from there (`changedFrom`): the next read
 //    goes to the image, which holds the new bytes.
 import type { CompositionStore, ResolvedSegment, SegmentSpec } from '../fs/index.js';
-import type { FileLayout } from './layout.js';
+import type { FileLayout, LayoutPiece } from './layout.js';
 
 export type PublishResult = 'created' | 'grown' | 'unchanged' | 'truncated' | 'remapped' | 'removed' | 'refused';
 
@@ -51,6 +53,35 @@ export function firstDifference(cur: readonly ResolvedSegment[], next: readonly 
 }
 
 /**
+ * First offset in [from, to) where `cur` serves bytes of an image file that `after` (which starts at
+ * `from`) no longer maps to the same place — pending, zeros or elsewhere; `to` if none. Served zeros
+ * point nowhere and always stay.
+ */
+export function firstMoved(cur: readonly ResolvedSegment[], after: readonly LayoutPiece[], from: number, to: number): number {
+  let j = 0;
+  let aAt = from;
+  for (const c of cur) {
+    if (c.file === null) continue;
+    let pos = Math.max(c.at, from);
+    const end = Math.min(c.at + c.length, to);
+    while (pos < end) {
+      while (j < after.length && aAt + after[j]!.length <= pos) aAt += after[j++]!.length;
+      const a = after[j];
+      if (!a || !('file' in a) || a.file !== c.file || a.offset + (pos - aAt) !== c.offset + (pos - c.at)) return pos;
+      pos = Math.min(aAt + a.length, end);
+    }
+  }
+  return to;
+}
+
+/** Where what `cur` serves stops being right for `layout` (`cur`'s size if nowhere). */
+function firstInvalid(cur: readonly ResolvedSegment[], size: number, layout: FileLayout): number {
+  const limit = Math.min(size, layout.servable);
+  const keep = firstDifference(cur, layout.segments, limit);
+  return keep < limit || layout.servable >= size ? keep : firstMoved(cur, layout.after, layout.servable, size);
+}
+
+/**
  * Whether what `name` serves now is still right for the guest file as `layout` describes it: the
  * file did not shrink below it and no served byte maps elsewhere (what publish would cut back).
  */
@@ -59,8 +90,7 @@ export function servedStillValid(store: CompositionStore, name: string, guestSiz
   if (!existing) return true;
   if (layout.refused) return false;
   const cur = existing.segments.size;
-  const limit = Math.min(cur, layout.servable);
-  return guestSize >= cur && firstDifference(store.segments(name), layout.segments, limit) >= limit;
+  return guestSize >= cur && firstInvalid(store.segments(name), cur, layout) >= cur;
 }
 
 /** Where a remap began: what was served there and what is served now (for the agent's log). */
@@ -88,11 +118,11 @@ export function publish(store: CompositionStore, name: string, guestSize: number
   }
   const cur = existing.segments.size;
   const served = store.segments(name);
-  let keep = firstDifference(served, layout.segments, Math.min(cur, target));
+  let keep = firstInvalid(served, cur, layout);
   let result: PublishResult = 'unchanged';
-  if (keep < Math.min(cur, target)) {
+  if (keep < cur && (keep < target || keep < Math.min(cur, guestSize))) {
     result = 'remapped';
-    if (remap) Object.assign(remap, { at: keep, was: served.find((s) => s.at <= keep && keep < s.at + s.length), now: sliceSegments(layout.segments, keep, keep + 1)[0] });
+    if (remap) Object.assign(remap, { at: keep, was: served.find((s) => s.at <= keep && keep < s.at + s.length), now: keep < target ? sliceSegments(layout.segments, keep, keep + 1)[0] : undefined });
   }
   if (guestSize < cur && keep > guestSize) keep = guestSize; // the guest file shrank
   if (keep < cur && (result === 'remapped' || guestSize < cur)) {

@@ -61,6 +61,8 @@ export interface VmLinkDeps {
   controlRetryMs?: number;
   /** how long files journaled by an earlier run wait for the guest's confirmation (FileSyncOptions) */
   unconfirmedTtlMs?: number;
+  /** the disks' unmap counters' poll period (DiskMapsOptions; default 1 s) */
+  discardPollMs?: number;
 }
 
 export class VmLink {
@@ -81,7 +83,11 @@ export class VmLink {
     this.control = deps.control ?? new QmpControl(cfg.qmp!);
     const onStatus = () => deps.onStatus?.();
     this.shares = new ShareBook(cfg.share, deps.requested ?? [], onStatus);
-    this.disks = new DiskMaps({ log: this.log, onAllocation: (serial) => this.sync.kick(`write threshold on ${serial}`) });
+    this.disks = new DiskMaps({
+      log: this.log, onAllocation: (serial) => this.sync.kick(`write threshold on ${serial}`),
+      onDiscard: (serial, why) => this.onDiscard(serial, why),
+      ...(deps.discardPollMs !== undefined ? { discardPollMs: deps.discardPollMs } : {}),
+    });
     this.sync = new FileSync({
       vm: cfg.name, store: deps.store, disks: this.disks, log: this.log, metrics: deps.metrics, signal: this.abort.signal,
       reloadIfChanged: async () => (this.ctl?.open ? this.disks.reloadIfChanged(this.ctl) : false),
@@ -153,6 +159,21 @@ export class VmLink {
       this.disks.setRunState(ev.runState);
       this.log.info('guest lifecycle event', { event: ev.name });
     }
+  }
+
+  /**
+   * The guest discarded ranges of a disk (or flushed it after a discard): QEMU may have freed and
+   * reused clusters the files' segments point at. Every file on the disk is re-verified at once;
+   * after a discard the guest is also asked to flush — its flush makes QEMU write the discard's
+   * metadata — and the files are verified again when it is done.
+   */
+  private onDiscard(serial: string, why: 'discard' | 'flush'): void {
+    this.deps.metrics.inc('livemr_disk_reverify_total', 'disk mappings re-verified after a discard or the flush after one', { vm: this.cfg.name, why });
+    this.sync.reverifyDisk(serial, why === 'discard' ? 'the guest discarded ranges of the disk' : 'the disk was flushed after a discard');
+    if (why !== 'discard') return;
+    this.channel.session?.flush(5000)
+      .then(() => this.sync.reverifyDisk(serial, 'the guest flushed after a discard'))
+      .catch(() => { /* no answer: the flush counter's next change verifies again */ });
   }
 
   /** The channel socket: the config's, else a hot-plugged org.livemr.0 port in runDir. */

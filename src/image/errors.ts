@@ -4,7 +4,7 @@
 
 import { LiveMrError } from '../errors/index.js';
 
-type ImageErrorCode = 'IMAGE_ERROR' | 'IMAGE_UNSUPPORTED' | 'IMAGE_CORRUPT' | 'IMAGE_RANGE';
+type ImageErrorCode = 'IMAGE_ERROR' | 'IMAGE_UNSUPPORTED' | 'IMAGE_CORRUPT' | 'IMAGE_RANGE' | 'IMAGE_METADATA_OVERLAP';
 
 export class ImageError extends LiveMrError {
   readonly code: ImageErrorCode = 'IMAGE_ERROR';
@@ -30,4 +30,25 @@ export class CorruptImageError extends ImageError {
 /** A guest range outside the virtual disk, or larger than the per-call bound. */
 export class ImageRangeError extends ImageError {
   override readonly code: ImageErrorCode = 'IMAGE_RANGE';
+}
+
+/**
+ * A guest cluster maps onto a host cluster that the image's own metadata occupies (header, L1/L2
+ * tables, refcount table/blocks, snapshot table, bitmaps). Either the metadata read is out of date
+ * (QEMU freed the cluster on a discard and reused it for a table since) or the image is corrupt;
+ * in neither case are those bytes the guest's: the caller must not serve them.
+ */
+export class ImageMetadataOverlapError extends ImageError {
+  override readonly code: ImageErrorCode = 'IMAGE_METADATA_OVERLAP';
+  constructor(
+    /** first guest offset of the requested range whose cluster overlaps */
+    readonly guestOffset: number,
+    /** host offset of that cluster in the image file */
+    readonly hostOffset: number,
+    /** which structure it overlaps, e.g. 'L2 table', 'refcount block' */
+    readonly structure: string,
+    path?: string,
+  ) {
+    super(`guest offset ${guestOffset} maps to host offset ${hostOffset}, which holds the image's ${structure}`, path);
+  }
 }

@@ -5,7 +5,7 @@ export type { Extent, ExtentKind, Segment } from './extent.js';
 export { toSegments } from './extent.js';
 export { PendingQueue, allocatedInTop } from './pending.js';
 export type { PendingRange, PendingResolution } from './pending.js';
-export { ImageError, UnsupportedImageError, CorruptImageError, ImageRangeError } from './errors.js';
+export { ImageError, UnsupportedImageError, CorruptImageError, ImageRangeError, ImageMetadataOverlapError } from './errors.js';
 export { toQemuMap, toQemuEntry, mergeQemuMap, formatQemuMapJson } from './qemu-map.js';
 export type { QemuMapEntry } from './qemu-map.js';
 export type { ImageFormat } from './layer.js';

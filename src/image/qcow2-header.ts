@@ -17,6 +17,7 @@ const EXT_END = 0x00000000;
 const EXT_BACKING_FORMAT = 0xe2792aca;
 const EXT_FEATURE_NAMES = 0x6803f857;
 const EXT_DATA_FILE = 0x44415441;
+const EXT_BITMAPS = 0x23852875;
 
 /** QEMU's own limits, used here to bound allocations driven by header fields. */
 const MAX_L1_BYTES = 32 * 1024 * 1024;
@@ -24,6 +25,9 @@ const MAX_SNAPSHOTS = 65536;
 const MAX_SNAPSHOT_TABLE_BYTES = 64 * 1024 * 1024;
 const MAX_SNAPSHOT_EXTRA = 1024;
 const MAX_NAME = 1023;
+/** QEMU's bounds on the refcount table (8 MiB) and the bitmap directory (64 MiB) */
+export const MAX_REFCOUNT_TABLE_BYTES = 8 * 1024 * 1024;
+const MAX_BITMAP_DIRECTORY = 64 * 1024 * 1024;
 
 export interface FeatureName { type: 'incompatible' | 'compatible' | 'autoclear'; bit: number; name: string }
 
@@ -52,6 +56,13 @@ export interface Qcow2Header {
   backingFormat?: string;
   dataFile?: string;
   featureNames: FeatureName[];
+  /** refcount table: where, and how many clusters long */
+  refcountTableOffset: number;
+  refcountTableClusters: number;
+  /** where the header itself ends in the file (header, extensions, backing file name) */
+  headerEnd: number;
+  /** persistent dirty bitmaps' directory (bitmaps extension), if any */
+  bitmapDirectory?: { offset: number; size: number; count: number };
 }
 
 export interface Qcow2Snapshot {
@@ -153,6 +164,13 @@ export async function readQcow2Header(file: ImageFile): Promise<Qcow2Header> {
   const snapshotsOffset = u64(fixed, 64, 'snapshots_offset', path);
   if (nbSnapshots > 0 && snapshotsOffset % clusterSize !== 0) throw new CorruptImageError('snapshot table offset is not cluster aligned', 64, path);
 
+  const refcountTableOffset = u64(fixed, 48, 'refcount_table_offset', path);
+  const refcountTableClusters = fixed.readUInt32BE(56);
+  if (refcountTableOffset % clusterSize !== 0) throw new CorruptImageError('refcount table offset is not cluster aligned', 48, path);
+  if (refcountTableClusters * clusterSize > MAX_REFCOUNT_TABLE_BYTES) {
+    throw new CorruptImageError(`refcount table of ${refcountTableClusters} clusters exceeds QEMU's 8 MiB limit`, 56, path);
+  }
+
   const externalData = (incompatible & INCOMPAT_DATA_FILE) !== 0n;
   const header: Qcow2Header = {
     version, clusterBits, clusterSize, size: Number(size), l1Size, l1TableOffset, nbSnapshots, snapshotsOffset,
@@ -162,7 +180,10 @@ export async function readQcow2Header(file: ImageFile): Promise<Qcow2Header> {
     dataFileRaw: externalData && (autoclear & AUTOCLEAR_DATA_FILE_RAW) !== 0n,
     lazyRefcounts: (compatible & 1n) !== 0n,
     featureNames: ext.names,
+    refcountTableOffset, refcountTableClusters,
+    headerEnd: Math.max(version === 3 ? headerLength : 72, ext.end),
   };
+  if (ext.bitmaps) header.bitmapDirectory = ext.bitmaps;
   if (ext.backingFormat !== undefined) header.backingFormat = ext.backingFormat;
   if (externalData && ext.dataFile !== undefined) header.dataFile = ext.dataFile;
 
@@ -172,14 +193,15 @@ export async function readQcow2Header(file: ImageFile): Promise<Qcow2Header> {
     if (len > MAX_NAME) throw new CorruptImageError(`backing file name of ${len} bytes exceeds ${MAX_NAME}`, 16, path);
     if (backingOffset > clusterSize) throw new CorruptImageError('backing file name lies outside the first cluster', 8, path);
     header.backingFile = (await file.readMeta(backingOffset, len, 'backing file name')).toString('utf8');
+    header.headerEnd = Math.max(header.headerEnd, backingOffset + len);
   }
   return header;
 }
 
-interface Extensions { names: FeatureName[]; backingFormat?: string; dataFile?: string }
+interface Extensions { names: FeatureName[]; backingFormat?: string; dataFile?: string; bitmaps?: { offset: number; size: number; count: number }; end: number }
 
 function parseExtensions(head: Buffer, start: number, fixed: Buffer, clusterSize: number, path: string): Extensions {
-  const out: Extensions = { names: [] };
+  const out: Extensions = { names: [], end: start };
   // Extensions end at the backing file name if it is in the first cluster, else at the cluster end.
   const backingOffset = Number(fixed.readBigUInt64BE(8) & 0xffffffffn);
   const hi = fixed.readUInt32BE(8);
@@ -204,6 +226,11 @@ function parseExtensions(head: Buffer, start: number, fixed: Buffer, clusterSize
     } else if (type === EXT_DATA_FILE) {
       if (len > MAX_NAME) throw new CorruptImageError('external data file name too long', at, path);
       out.dataFile = data.toString('utf8');
+    } else if (type === EXT_BITMAPS) {
+      if (len < 24) throw new CorruptImageError('bitmaps extension is too short', at, path);
+      const size = data.readBigUInt64BE(8), offset = data.readBigUInt64BE(16);
+      if (offset > BigInt(Number.MAX_SAFE_INTEGER) || size > BigInt(MAX_BITMAP_DIRECTORY)) throw new CorruptImageError('bitmap directory out of range', at, path);
+      out.bitmaps = { count: data.readUInt32BE(0), size: Number(size), offset: Number(offset) };
     } else if (type === EXT_FEATURE_NAMES) {
       for (let e = 0; e + 48 <= len; e += 48) {
         const t = data[e]!;
@@ -217,12 +244,18 @@ function parseExtensions(head: Buffer, start: number, fixed: Buffer, clusterSize
       }
     }
     at = dataAt + Math.ceil(len / 8) * 8;
+    out.end = at;
   }
   return out;
 }
 
 /** Read the internal snapshot table (bounded like QEMU: 65536 entries, 64 MiB). */
 export async function readSnapshots(file: ImageFile, h: Qcow2Header): Promise<Qcow2Snapshot[]> {
+  return (await readSnapshotTable(file, h)).snapshots;
+}
+
+/** The snapshot table and how many bytes of the file it occupies. */
+export async function readSnapshotTable(file: ImageFile, h: Qcow2Header): Promise<{ snapshots: Qcow2Snapshot[]; bytes: number }> {
   const path = file.path;
   const out: Qcow2Snapshot[] = [];
   let at = h.snapshotsOffset;
@@ -249,5 +282,5 @@ export async function readSnapshots(file: ImageFile, h: Qcow2Header): Promise<Qc
     });
     at += entryLen;
   }
-  return out;
+  return { snapshots: out, bytes: total };
 }

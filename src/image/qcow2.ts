@@ -1,11 +1,12 @@
 // One qcow2 file as a layer: guest offset → L1 entry → L2 table (cached) → cluster descriptor.
 // Follows docs/interop/qcow2.txt; reserved bits and misaligned offsets are reported as corruption.
 import { dirname, resolve } from 'node:path';
-import { CorruptImageError, ImageError, ImageRangeError, UnsupportedImageError } from './errors.js';
+import { CorruptImageError, ImageError, ImageMetadataOverlapError, ImageRangeError, UnsupportedImageError } from './errors.js';
 import { ImageFile } from './file.js';
 import { decompressCluster } from './decompress.js';
 import { readQcow2Header, readSnapshots, l2Entries, type Qcow2Header } from './qcow2-header.js';
 import { type CompressedExtent, type DataExtent, type Layer } from './layer.js';
+import { readMetadataMap, type MetadataCache, type MetadataMap } from './qcow2-metadata.js';
 import type { Extent } from './extent.js';
 
 export interface Qcow2OpenOptions {
@@ -55,8 +56,11 @@ export class Qcow2Layer implements Layer {
   private dataFile!: ImageFile;
   private readonly l2Cache = new Map<number, Buffer>();
   private lastCompressed?: { offset: number; data: Buffer };
+  /** host clusters the image's metadata holds, read on the first map after each reload */
+  private meta?: MetadataMap;
+  private readonly metaCache: MetadataCache = {};
   /** counters for tests and benchmarks */
-  readonly stats = { l2Reads: 0, l2Hits: 0 };
+  readonly stats = { l2Reads: 0, l2Hits: 0, metadataReads: 0 };
 
   private constructor(private readonly file: ImageFile, private readonly opts: Qcow2OpenOptions) {}
 
@@ -115,6 +119,38 @@ export class Qcow2Layer implements Layer {
     this.virtualSize = size;
     this.l2Cache.clear();
     this.lastCompressed = undefined;
+    this.meta = undefined;
+  }
+
+  /** The metadata map as of the last reload (read now if not yet). */
+  private async metadata(): Promise<MetadataMap> {
+    if (!this.meta) {
+      const h = this.header;
+      // mapping a snapshot: the active L1's tables are metadata too
+      const active = this.l1Offset === h.l1TableOffset ? this.l1 : await this.file.readMeta(h.l1TableOffset, h.l1Size * 8, 'L1 table');
+      this.meta = await readMetadataMap(this.file, h, active, this.metaCache);
+      this.stats.metadataReads++;
+    }
+    return this.meta;
+  }
+
+  /**
+   * Refuses data that lies on a metadata cluster (ImageMetadataOverlapError): those bytes are a
+   * table of the image, not the guest's (QEMU reused a discarded cluster, or the image is corrupt).
+   */
+  private async checkNotMetadata(out: Extent[]): Promise<void> {
+    if (this.header.externalData) return; // guest data lives in another file
+    let meta: MetadataMap | undefined;
+    const cs = this.header.clusterSize;
+    for (const e of out) {
+      if (e.kind !== 'data' && e.kind !== 'compressed') continue;
+      meta ??= await this.metadata();
+      const span = e.kind === 'data' ? e.length : e.compressedLength;
+      const hit = meta.find(e.fileOffset, span);
+      if (!hit) continue;
+      const guest = e.kind === 'data' ? Math.max(e.start, e.start + (Math.floor(hit.start / cs) * cs - e.fileOffset)) : e.start;
+      throw new ImageMetadataOverlapError(guest, hit.start, hit.kind, this.path);
+    }
   }
 
   /** List this image's internal snapshots. */
@@ -164,6 +200,7 @@ export class Qcow2Layer implements Layer {
         pos = tableEnd;
       }
     }
+    await this.checkNotMetadata(out);
     return out;
   }
 

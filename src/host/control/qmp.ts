@@ -2,10 +2,10 @@
 // monitor). The block graph comes from describeVm, chain changes from one query-block, allocation
 // from BLOCK_WRITE_THRESHOLD, the channel from chardev-add + device_add (src/qmp).
 import {
-  addChannel, connectWithBackoff, describeVm, ExecuteError, GRAPH_CHANGE_EVENTS, LIFECYCLE_EVENTS, queryBlock, watchWriteThreshold,
+  addChannel, connectWithBackoff, describeVm, ExecuteError, GRAPH_CHANGE_EVENTS, LIFECYCLE_EVENTS, queryBlock, queryBlockstats, watchWriteThreshold,
   type ImageInfo, type QmpClient,
 } from '../../qmp/index.js';
-import type { AllocationWatch, AllocationWatchOptions, ChannelPlug, VmControl, VmControlSession, VmEvent } from './types.js';
+import type { AllocationWatch, AllocationWatchOptions, ChannelPlug, DiskCounters, VmControl, VmControlSession, VmEvent } from './types.js';
 
 /** qdev id of the hot-plugged port; the same every run, so a second run finds it plugged */
 export const CHANNEL_DEVICE_ID = 'livemr-channel';
@@ -58,6 +58,20 @@ export class QmpControlSession implements VmControlSession {
 
   watchAllocation(disk: { fileNodeName: string }, o: AllocationWatchOptions): Promise<AllocationWatch> {
     return watchWriteThreshold(this.client, { nodeName: disk.fileNodeName, threshold: o.threshold, step: o.step, onCrossing: () => { o.onCrossing(); } });
+  }
+
+  async diskCounters(): Promise<Map<string, DiskCounters>> {
+    const out = new Map<string, DiskCounters>();
+    for (const s of await queryBlockstats(this.client)) {
+      if (!s.qdev) continue;
+      out.set(s.qdev, {
+        flushOperations: s.flushOperations,
+        ...(s.unmapOperations !== undefined ? { unmapOperations: s.unmapOperations } : {}),
+        ...(s.unmapBytes !== undefined ? { unmapBytes: s.unmapBytes } : {}),
+        ...(s.fileDiscards !== undefined ? { fileDiscards: s.fileDiscards, fileDiscardBytes: s.fileDiscardBytes! } : {}),
+      });
+    }
+    return out;
   }
 
   onEvent(fn: (ev: VmEvent) => void): () => void {

@@ -25,6 +25,18 @@ export interface AllocationWatchOptions {
   onCrossing: () => void;
 }
 
+/** A guest disk's request counters, as far as they tell that image mappings may have changed. */
+export interface DiskCounters {
+  /** discard (unmap) requests completed and their bytes; undefined when the hypervisor does not count them */
+  unmapOperations?: number;
+  unmapBytes?: number;
+  /** discards passed down to the image file (QEMU freed qcow2 clusters, with discard=unmap) */
+  fileDiscards?: number;
+  fileDiscardBytes?: number;
+  /** flush requests completed: after one, QEMU's qcow2 metadata on disk includes every earlier discard */
+  flushOperations: number;
+}
+
 /** The result of plugging the LiveMR channel: new, or left by an earlier run of the agent. */
 export type ChannelPlug = 'plugged' | 'already-plugged';
 
@@ -48,6 +60,11 @@ export interface VmControlSession {
   readonly channelSocketPath?: string;
   /** watches a qcow2 disk's top image for newly allocated clusters */
   watchAllocation(disk: VmDisk, o: AllocationWatchOptions): Promise<AllocationWatch>;
+  /**
+   * every guest disk's counters by QOM path (VmDisk.qomPath), one round trip; absent when the
+   * control plane cannot read them (then discards go unseen: docs/host.md, "Discards")
+   */
+  diskCounters?(): Promise<Map<string, DiskCounters>>;
   /** subscribes to VM events; returns unsubscribe */
   onEvent(fn: (ev: VmEvent) => void): () => void;
   close(): Promise<void>;

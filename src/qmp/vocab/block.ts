@@ -119,9 +119,27 @@ export interface BlockStats {
   rdOperations: number;
   wrOperations: number;
   flushOperations: number;
+  /** discard requests completed and bytes they covered (QEMU ≥ 4.2; undefined before; IDE and SCSI count them, virtio-blk does not in 7.2) */
+  unmapOperations?: number;
+  unmapBytes?: number;
+  /**
+   * discards the device's protocol node (file-posix, its `parent` entry's `driver-specific`) passed
+   * to the host file: with discard=unmap, every qcow2 cluster QEMU freed (QEMU ≥ 4.2)
+   */
+  fileDiscards?: number;
+  fileDiscardBytes?: number;
   /** highest offset written so far (+1) */
   wrHighestOffset: number;
   raw: Obj;
+}
+
+/** `discard-nb-ok`/`discard-bytes-ok` of a file-posix node's stats entry (BlockStatsSpecificFile), if it has them. */
+function fileDiscardCounters(parent: unknown): { fileDiscards?: number; fileDiscardBytes?: number } {
+  if (typeof parent !== 'object' || parent === null) return {};
+  const d = (parent as Obj)['driver-specific'];
+  if (typeof d !== 'object' || d === null) return {};
+  const ok = (d as Obj)['discard-nb-ok'], bytes = (d as Obj)['discard-bytes-ok'];
+  return typeof ok === 'number' && typeof bytes === 'number' ? { fileDiscards: ok, fileDiscardBytes: bytes } : {};
 }
 
 /** Per-device I/O counters; with `nodes`, per-node entries instead (those read 0 except wr_highest_offset). */
@@ -138,6 +156,9 @@ export async function queryBlockstats(client: QmpClient, nodes = false): Promise
       rdOperations: num(cmd, s, 'rd_operations'),
       wrOperations: num(cmd, s, 'wr_operations'),
       flushOperations: num(cmd, s, 'flush_operations'),
+      ...(typeof s.unmap_operations === 'number' ? { unmapOperations: s.unmap_operations } : {}),
+      ...(typeof s.unmap_bytes === 'number' ? { unmapBytes: s.unmap_bytes } : {}),
+      ...fileDiscardCounters(o.parent),
       wrHighestOffset: num(cmd, s, 'wr_highest_offset'),
       raw: o,
     };

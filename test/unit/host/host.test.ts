@@ -8,7 +8,7 @@ import { CompositionStore } from '../../../src/fs/index.js';
 import { EXTENT_UNMAPPABLE, EXTENT_UNWRITTEN } from '../../../src/guest/protocol.js';
 import { openImage, type ImageMapper } from '../../../src/image/index.js';
 import { ConfigError, parseConfig } from '../../../src/host/config.js';
-import { layoutFile, LayoutError } from '../../../src/host/layout.js';
+import { layoutFile, LayoutError, type FileLayout } from '../../../src/host/layout.js';
 import { Metrics } from '../../../src/host/metrics.js';
 import { BigLogs } from '../../../src/host/biglog.js';
 import { createLogger } from '../../../src/host/log.js';
@@ -113,13 +113,18 @@ describe('layout and publish on a real qcow2 image', () => {
 
   it('publishes grow-only, truncates only on shrink, remaps from the first difference', async () => {
     const seg = (o: number, n: number) => ({ file: img, offset: o, length: n });
-    const lay = (segments: ReturnType<typeof seg>[], servable: number) => ({ segments, servable, pending: [] });
+    const lay = (segments: ReturnType<typeof seg>[], servable: number, after: FileLayout['after'] = []) => ({ segments, servable, pending: [], after });
     expect(publish(store, 'f', 100, lay([seg(0, 100)], 100))).toBe('created');
     expect(publish(store, 'f', 300, lay([seg(0, 300)], 300))).toBe('grown');
     expect(store.get('f')!.segments.size).toBe(300);
-    // a pending tail: servable shrinks but the guest file did not — what is served stays
-    expect(publish(store, 'f', 400, lay([seg(0, 200)], 200))).toBe('unchanged');
+    // a pending tail: servable shrinks but the guest file did not — what is served stays while the
+    // image still maps it to the same place...
+    expect(publish(store, 'f', 400, lay([seg(0, 200)], 200, [seg(200, 100), { pending: true, length: 100 }]))).toBe('unchanged');
     expect(store.get('f')!.segments.size).toBe(300);
+    // ...and is cut where it does not (a discarded cluster, perhaps reused by now)
+    expect(publish(store, 'f', 400, lay([seg(0, 200)], 200, [seg(200, 50), { pending: true, length: 150 }]))).toBe('remapped');
+    expect(store.get('f')!.segments.size).toBe(250);
+    expect(publish(store, 'f', 300, lay([seg(0, 300)], 300))).toBe('grown');
     expect(publish(store, 'f', 150, lay([seg(0, 150)], 150))).toBe('truncated');
     expect(store.get('f')!.segments.size).toBe(150);
     const remap = { at: -1 };
@@ -127,7 +132,7 @@ describe('layout and publish on a real qcow2 image', () => {
     // where it began, what was served there (image offset 100), what is now (image offset 5000)
     expect(remap).toMatchObject({ at: 100, was: { at: 0, offset: 0, length: 150 }, now: { offset: 5000, length: 1 } });
     expect(store.segments('f').map((s) => [s.at, s.offset, s.length])).toEqual([[0, 0, 100], [100, 5000, 100]]);
-    expect(publish(store, 'f', 200, { segments: [], servable: 0, pending: [], refused: 'x' })).toBe('refused');
+    expect(publish(store, 'f', 200, { segments: [], servable: 0, pending: [], after: [], refused: 'x' })).toBe('refused');
     expect(store.get('f')).toBeUndefined();
   });
 

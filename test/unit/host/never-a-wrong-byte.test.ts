@@ -12,6 +12,7 @@ import { EXTENT_PENDING, EXTENT_UNWRITTEN, type Extent } from '../../../src/gues
 import { openImage, type ImageMapper } from '../../../src/image/index.js';
 import { layoutFile } from '../../../src/host/layout.js';
 import { publish } from '../../../src/host/publish.js';
+import { pointL2EntryAt } from '../image/support/craft.js';
 
 const C = 65536;
 
@@ -92,6 +93,54 @@ describe('layout: zero fill only for real zeros', () => {
     store.off('change', onChange);
     expect(kinds(store.segments(name))).toEqual([`data@${base}:${3 * C}`]);
     expect(Math.min(...changes)).toBe(C);
+  });
+
+  it('a served cluster the image no longer maps there (discarded) is cut, also past a pending byte', async () => {
+    // its own image: qemu-io discards a cluster in it while the mapper has it open
+    const own = join(dir, 'discarded.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', own, '16M']);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x61 0 ${4 * C}`, own]);
+    const m = await openImage(own);
+    try {
+      const name = 'discarded';
+      // served: data, a hole (zeros), data, data
+      const first = await layoutFile(4 * C, [data(0, 0, C), data(2 * C, 2 * C, 2 * C)], m);
+      expect(publish(store, name, 4 * C, first)).toBe('created');
+      const served = kinds(store.segments(name));
+      // the guest writes into the hole (delalloc there: nothing past it is servable) and QEMU
+      // discards guest cluster 3 under the file (its host cluster is free for any other use)
+      execFileSync('qemu-io', ['-f', 'qcow2', '-d', 'unmap', '-c', `discard ${3 * C} ${C}`, own]);
+      await m.invalidate();
+      const l = await layoutFile(4 * C, [data(0, 0, C), delalloc(C, C), data(2 * C, 2 * C, 2 * C)], m);
+      expect(l.servable).toBe(C);
+      // the hole's zeros and cluster 2 (still mapped there) stay; cluster 3 is cut
+      expect(publish(store, name, 4 * C, l)).toBe('remapped');
+      expect(kinds(store.segments(name))).toEqual([served[0], served[1], served[2]!.replace(`:${2 * C}`, `:${C}`)]);
+      expect(store.get(name)!.segments.size).toBe(3 * C);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('a cluster the image maps onto its own metadata is withheld (pending), and a served one is cut', async () => {
+    const own = join(dir, 'overlap.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', own, '16M']);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x61 0 ${2 * C}`, own]);
+    const m = await openImage(own);
+    try {
+      const name = 'overlap';
+      expect(publish(store, name, 2 * C, await layoutFile(2 * C, [data(0, 0, 2 * C)], m))).toBe('created');
+      // guest cluster 1's L2 entry now points at the L1 table (a freed cluster reused for a table)
+      pointL2EntryAt(own, 1, 'l1');
+      await m.invalidate();
+      const l = await layoutFile(2 * C, [data(0, 0, 2 * C)], m);
+      expect(l.servable).toBe(C);
+      expect(l.pending).toEqual([expect.objectContaining({ why: 'metadata', at: C, length: C, start: C, structure: 'L1 table' })]);
+      expect(publish(store, name, 2 * C, l)).toBe('remapped');
+      expect(store.get(name)!.segments.size).toBe(C);
+    } finally {
+      await m.close();
+    }
   });
 
   it('an in-place write with an unchanged mapping drops the cached pages from where the guest says', async () => {

@@ -16,7 +16,7 @@ import { nextShareStatus, ShareBook, SHARE_RECORD_STATUS } from '../../../src/ho
 import { VmLink } from '../../../src/host/vm-link.js';
 import { until } from '../../harness/wait.js';
 import { startPeer, type Peer, type PeerConn } from '../qmp/support/peer.js';
-import { duplexPair, FakeGuest, MemoryControl, oneDiskModel } from './support/memory.js';
+import { disksModel, duplexPair, FakeGuest, MemoryControl, oneDiskModel } from './support/memory.js';
 
 const log = createLogger({ sink: () => {} });
 const C = 65536;
@@ -199,11 +199,11 @@ describe('VmLink from its parts (in-memory control plane and channel, real qcow2
   });
 
   const logLines: string[] = [];
-  function start(control: MemoryControl, guests: FakeGuest[], opts: { share?: string[]; requested?: string[] } = {}) {
+  function start(control: MemoryControl, guests: FakeGuest[], opts: { share?: string[]; requested?: string[]; discardPollMs?: number } = {}) {
     const metrics = new Metrics();
     const l = new VmLink({ name: 'vm1', qmp: '/unused', share: opts.share ?? [] }, {
       store, log: createLogger({ sink: (line) => logLines.push(line) }), metrics, runDir: join(dir, 'run'), hostId: 'h', control, requested: opts.requested ?? [],
-      channelRetryMs: 10, controlRetryMs: 10,
+      channelRetryMs: 10, controlRetryMs: 10, ...(opts.discardPollMs !== undefined ? { discardPollMs: opts.discardPollMs } : {}),
       dial: async () => { const [host, guest] = duplexPair(); guests.push(new FakeGuest(guest)); return host; },
     });
     return { l, metrics };
@@ -216,6 +216,7 @@ describe('VmLink from its parts (in-memory control plane and channel, real qcow2
   }, []);
   const bytesOf = (name: string) => Buffer.concat(store.segments(name).map((x) => {
     const b = Buffer.alloc(x.length);
+    if (x.file === null) return b; // zero fill
     const fd = openSync(x.file!, 'r');
     try { readSync(fd, b, 0, x.length, x.offset); } finally { closeSync(fd); }
     return b;
@@ -326,6 +327,71 @@ describe('VmLink from its parts (in-memory control plane and channel, real qcow2
     store.off('remove', onRemove);
     expect(removed).toEqual(['vm1_app.log.1']);
     expect(l.status().files.map((f) => f.fileId).sort((a, b) => a - b)).toEqual([9, 20]);
+  });
+
+  it('maps a file id the guest reuses for a file on another disk on that disk, as a new composition', async () => {
+    const img2 = join(dir, 'logs.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', img2, '16M']);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x63 0 ${C}`, img2]);
+    const control = new MemoryControl(disksModel([{ file: img, format: 'qcow2', serial: 'data' }, { file: img2, format: 'qcow2', serial: 'logs' }]));
+    const guests: FakeGuest[] = [];
+    link = start(control, guests);
+    const { l } = link;
+    await until('dialed', () => guests.length === 1, 2000, 5);
+    const g = guests[0]!;
+    await g.hello([{ serial: 'data', size: 16 << 20, partitions: [] }, { serial: 'logs', size: 16 << 20, partitions: [] }]);
+    g.send(fileMsg('/x', [{ logical: 0, physical: 0, length: C }], C));
+    await until('published', () => store.get('vm1_x')?.segments.size === C, 3000, 5);
+    expect(bytesOf('vm1_x').equals(Buffer.alloc(C, 0x62))).toBe(true);
+    const removed: string[] = [];
+    const onRemove = (n: string) => removed.push(n);
+    store.on('remove', onRemove);
+    // the same id and path, now another inode on the other disk: its extents are that disk's offsets
+    g.send({ ...fileMsg('/x', [{ logical: 0, physical: 0, length: C }], C, 'logs'), inode: 40 });
+    await until('mapped on the other disk', () => store.segments('vm1_x')[0]?.file === img2, 3000, 5);
+    store.off('remove', onRemove);
+    expect(bytesOf('vm1_x').equals(Buffer.alloc(C, 0x63))).toBe(true);
+    // another file: a new composition, so a handle open on the old one ends instead of reading on
+    expect(removed).toEqual(['vm1_x']);
+    expect(l.status().files).toEqual([expect.objectContaining({ fileId: 7, disk: 'logs', servedSize: C, pendingRanges: 0 })]);
+  });
+
+  it('re-verifies every file of a disk whose unmap counters moved (QEMU reused a discarded cluster), and again on the flushes after', async () => {
+    const disc = join(dir, 'discard.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disc, '16M']);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x61 0 ${4 * C}`, disc]);
+    const qom = '/machine/peripheral/disk0/virtio-backend';
+    const control = new MemoryControl(oneDiskModel(disc, 'qcow2'));
+    control.counters.set(qom, { unmapOperations: 3, unmapBytes: 4096, flushOperations: 10 });
+    const guests: FakeGuest[] = [];
+    link = start(control, guests, { discardPollMs: 10 });
+    const { metrics } = link;
+    await until('dialed', () => guests.length === 1, 2000, 5);
+    const g = guests[0]!;
+    await g.hello([{ serial: 'data', size: 16 << 20, partitions: [] }]);
+    g.send(fileMsg('/d', [{ logical: 0, physical: 0, length: 4 * C }], 4 * C));
+    await until('published', () => store.get('vm1_d')?.segments.size === 4 * C, 3000, 5);
+    // the guest discards guest cluster 1; QEMU frees its host cluster and reuses it for another write
+    execFileSync('qemu-io', ['-f', 'qcow2', '-d', 'unmap', '-c', `discard ${C} ${C}`, '-c', `write -P 0x7a ${8 * C} ${C}`, disc]);
+    // nothing told the agent: what it serves there is now the other write's bytes
+    expect(bytesOf('vm1_d').subarray(C, 2 * C).equals(Buffer.alloc(C, 0x7a))).toBe(true);
+    const reads = control.counterReads;
+    await until('polled', () => control.counterReads > reads + 2, 3000, 5);
+    expect(metrics.render()).not.toMatch(/livemr_disk_reverify_total/);
+    control.counters.set(qom, { unmapOperations: 4, unmapBytes: 4096 + C, flushOperations: 10 });
+    await until('re-verified', () => bytesOf('vm1_d').subarray(C, 2 * C).equals(Buffer.alloc(C)), 3000, 5);
+    expect(bytesOf('vm1_d').equals(Buffer.concat([Buffer.alloc(C, 0x61), Buffer.alloc(C), Buffer.alloc(2 * C, 0x61)]))).toBe(true);
+    expect(metrics.render()).toMatch(/livemr_disk_reverify_total\{vm="vm1",why="discard"\} 1/);
+    // QEMU writes a discard's metadata when it flushes: the guest is asked to, and each of the next two flushes verifies again
+    await g.next('flush');
+    for (const flushes of [11, 12]) {
+      control.counters.set(qom, { unmapOperations: 4, unmapBytes: 4096 + C, flushOperations: flushes });
+      await until(`flush ${flushes} verified`, () => metrics.render().includes(`livemr_disk_reverify_total{vm="vm1",why="flush"} ${flushes - 10}`), 3000, 5);
+    }
+    control.counters.set(qom, { unmapOperations: 4, unmapBytes: 4096 + C, flushOperations: 13 });
+    const after = control.counterReads;
+    await until('polled', () => control.counterReads > after + 2, 3000, 5);
+    expect(metrics.render()).toMatch(/livemr_disk_reverify_total\{vm="vm1",why="flush"\} 2/);
   });
 
   it('remaps on a graph event, follows run states, and reconnects when the control plane drops', async () => {

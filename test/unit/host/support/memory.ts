@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { encodeFrame, FrameDecoder, type Message, type MessageOf } from '../../../../src/guest/protocol.js';
-import type { AllocationWatch, AllocationWatchOptions, ChannelPlug, VmControl, VmControlSession, VmEvent } from '../../../../src/host/control/index.js';
+import type { AllocationWatch, AllocationWatchOptions, ChannelPlug, DiskCounters, VmControl, VmControlSession, VmEvent } from '../../../../src/host/control/index.js';
 import type { VmDisk, VmModel } from '../../../../src/qmp/index.js';
 
 /** Two connected Duplex ends: what one writes the other reads; destroying one closes both. */
@@ -69,6 +69,10 @@ export class MemoryControl implements VmControl {
   sessions: MemorySession[] = [];
   plugged = new Set<string>();
   failConnects = 0;
+  /** the disks' counters by QOM path, as diskCounters() reads them (the test moves them) */
+  counters = new Map<string, DiskCounters>();
+  /** diskCounters() calls so far */
+  counterReads = 0;
   constructor(public model: VmModel) {}
   async connect(signal: AbortSignal): Promise<VmControlSession> {
     signal.throwIfAborted();
@@ -101,6 +105,10 @@ export class MemorySession implements VmControlSession {
     this.watches.push(w);
     return { stop: async () => { w.stopped = true; } };
   }
+  async diskCounters(): Promise<Map<string, DiskCounters>> {
+    this.vm.counterReads++;
+    return new Map([...this.vm.counters].map(([k, v]) => [k, { ...v }]));
+  }
   onEvent(fn: (ev: VmEvent) => void): () => void { this.handlers.add(fn); return () => this.handlers.delete(fn); }
   fire(ev: VmEvent): void { for (const h of this.handlers) h(ev); }
   /** the VM went away (QEMU killed) */
@@ -110,9 +118,16 @@ export class MemorySession implements VmControlSession {
 
 /** A one-disk VM model on `file` (qcow2 or raw), guest serial `serial`. */
 export function oneDiskModel(file: string, format: 'qcow2' | 'raw', serial = 'data', virtualSize = 16 << 20): VmModel {
-  const layer = { nodeName: 'fmt0', format, file, fileNodeName: 'file0', protocol: 'file', readOnly: false, virtualSize };
+  return disksModel([{ file, format, serial, virtualSize }]);
+}
+
+/** A VM model with one disk per entry: disk<i>, QOM path /machine/peripheral/disk<i>/virtio-backend. */
+export function disksModel(disks: { file: string; format: 'qcow2' | 'raw'; serial: string; virtualSize?: number }[]): VmModel {
   return {
     status: 'running', running: true,
-    disks: [{ qdevId: 'disk0', qomPath: '/machine/peripheral/disk0/virtio-backend', device: null, serial, nodeName: 'fmt0', fileNodeName: 'file0', format, file, readOnly: false, virtualSize, chain: [layer] }],
+    disks: disks.map(({ file, format, serial, virtualSize = 16 << 20 }, i) => {
+      const layer = { nodeName: `fmt${i}`, format, file, fileNodeName: `file${i}`, protocol: 'file', readOnly: false, virtualSize };
+      return { qdevId: `disk${i}`, qomPath: `/machine/peripheral/disk${i}/virtio-backend`, device: null, serial, nodeName: `fmt${i}`, fileNodeName: `file${i}`, format, file, readOnly: false, virtualSize, chain: [layer] };
+    }),
   };
 }
