@@ -64,6 +64,20 @@ export function planReport(prev: Reported, sizeBefore: number, extents: Extent[]
   return { size: sizeBefore, from, rewritten: req.rewritten, withdraw, extents: extentsFrom(extents, from) };
 }
 
+/**
+ * Whether a report vouches for bytes written since the previous one — new or moved blocks, growth, a
+ * write in place, a file described again after a shrink — and so must wait for a disk flush: only a
+ * flush makes QEMU write the metadata that maps those bytes. A block the host already knows can move
+ * without the guest seeing it: after an external snapshot (a new, empty top image) or an internal one
+ * (a shared cluster) the next write copies its cluster elsewhere, a discard frees it. Until a flush the
+ * new place is in QEMU's metadata cache only, and the host, reading the image file, would serve the
+ * old place (zeros of the backing image's copy of a tail block, seen after a snapshot). A rename alone
+ * vouches for nothing new. (docs/guest.md, "Guest cost".)
+ */
+export function needsDiskFlush(prev: Reported, extents: Extent[], plan: ReportPlan): boolean {
+  return plan.size > prev.size || plan.rewritten || plan.withdraw || firstDifference(prev.extents, extents) !== Infinity;
+}
+
 /** The extents at logical offsets ≥ from, the one straddling `from` cut there. */
 export function extentsFrom(extents: readonly Extent[], from: number): Extent[] {
   return extents.filter((x) => x.logical + x.length > from).map((x) => {

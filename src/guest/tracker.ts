@@ -13,7 +13,7 @@ import { resolveFileDisk, UnsupportedDeviceError, type FileDisk } from './disks.
 import { firstDifference, mapFile, runsFrom } from './extents.js';
 import { native } from './native.js';
 import { EXTENT_UNMAPPABLE, splitFileExtents, type Extent, type Message, type ShareStatus } from './protocol.js';
-import { alignDown, firstPending, planReport, type ReportPlan } from './report.js';
+import { alignDown, firstPending, needsDiskFlush, planReport, type ReportPlan } from './report.js';
 import { QuietWatch } from './watch.js';
 import { writeFileAtomic } from '../durable/index.js';
 
@@ -357,8 +357,9 @@ export class Tracker {
         if (plan) plans.push({ f, extents, plan, withdrawals: f.withdrawals });
       } catch (e) { this.o.log(`FIEMAP ${f.path}: ${(e as Error).message}`); }
     }
-    // new blocks: make QEMU write its own metadata (qcow2 L2 tables) before the host reads them
-    const devs = new Set(plans.filter((p) => firstDifference(p.f.reported, p.extents) !== Infinity).map((p) => p.f.disk.devNode));
+    // new bytes (new blocks, growth, writes in place): make QEMU write its own metadata (qcow2 L2
+    // tables) for wherever they are now, before the host reads it (report.ts needsDiskFlush)
+    const devs = new Set(plans.filter((p) => needsDiskFlush({ extents: p.f.reported, size: p.f.reportedSize }, p.extents, p.plan)).map((p) => p.f.disk.devNode));
     if (flushDisks) for (const p of plans) devs.add(p.f.disk.devNode);
     if (this.o.diskFlush || all || flushDisks) for (const dev of devs) await flushDevice(dev, this.o.log);
     for (const { f, extents, plan, withdrawals } of plans) {

@@ -2,7 +2,7 @@
 // what the host was told, the size read before the writeback, and the synced extents.
 import { describe, expect, it } from 'vitest';
 import { EXTENT_PENDING, EXTENT_UNMAPPABLE, type Extent } from '../../../src/guest/protocol.js';
-import { extentsFrom, firstPending, planReport, type ReportRequest } from '../../../src/guest/report.js';
+import { extentsFrom, firstPending, needsDiskFlush, planReport, type ReportRequest } from '../../../src/guest/report.js';
 
 const x = (logical: number, physical: number, length: number, flags = 0): Extent => ({ logical, physical, length, flags });
 const req = (r: Partial<ReportRequest> = {}): ReportRequest => ({ from: Infinity, rewritten: false, force: false, full: false, ...r });
@@ -61,5 +61,38 @@ describe('planReport', () => {
     expect(p).toMatchObject({ size: 5000, from: 0, withdraw: true, extents: [x(0, 0, 8192)] });
     // grown or same size: never a withdrawal
     expect(planReport({ extents: [x(0, 0, 4096)], size: 4000 }, 5000, [x(0, 0, 8192)], req())!.withdraw).toBe(false);
+  });
+});
+
+describe('needsDiskFlush: a report waits for a disk flush whenever it vouches for bytes written since the last one', () => {
+  const m = [x(0, 1 << 20, 8192)];
+  const prev = { extents: m, size: 5000 };
+  const plan = (size: number, extents: Extent[], r: Partial<ReportRequest> = {}) => planReport(prev, size, extents, req(r))!;
+
+  it('growth inside a block the host knows (mapping unchanged): flushed — after a snapshot its cluster moved in QEMU\'s cache only', () => {
+    const p = plan(6000, m);
+    expect(p.extents).toEqual([x(4096, (1 << 20) + 4096, 4096)]);
+    expect(needsDiskFlush(prev, m, p)).toBe(true);
+  });
+
+  it('a write in place (rewritten, same size and mapping): flushed', () => {
+    expect(needsDiskFlush(prev, m, plan(5000, m, { rewritten: true }))).toBe(true);
+  });
+
+  it('new or moved blocks: flushed; described again after a shrink: flushed', () => {
+    const grown = [x(0, 1 << 20, 12288)];
+    expect(needsDiskFlush(prev, grown, plan(9000, grown))).toBe(true);
+    const moved = [x(0, 7 << 20, 8192)];
+    expect(needsDiskFlush(prev, moved, plan(5000, moved))).toBe(true);
+    const cut = [x(0, 1 << 20, 4096)];
+    const p = plan(100, cut);
+    expect(p.withdraw).toBe(true);
+    expect(needsDiskFlush(prev, cut, p)).toBe(true);
+  });
+
+  it('a rename alone (forced frame, nothing written): no flush', () => {
+    const p = plan(5000, m, { force: true });
+    expect(p.extents).toEqual([]);
+    expect(needsDiskFlush(prev, m, p)).toBe(false);
   });
 });
