@@ -328,7 +328,13 @@ export class Checker {
     };
     if (op.op === 'end') { this.endOp = op; return; }
     if (op.op === 'trim') return;
-    if ((op.op === 'create' || op.op === 'copy') && op.ino !== undefined) this.inodes.set(op.key, op.ino);
+    if (op.op === 'create' || op.op === 'copy') {
+      if (op.ino !== undefined) {
+        this.inodes.set(op.key, op.ino);
+        this.byInode.set(op.ino, [...(this.byInode.get(op.ino) ?? []), op.key]);
+      }
+      this.born.set(op.key, o.h0);
+    }
     if (op.op === 'revoke') { unbind(op.path, op.key); this.ends.push({ o, key: op.key, path: op.path }); return; }
     if (op.op === 'create') {
       const m = new FileModel(op.key);
@@ -419,8 +425,40 @@ export class Checker {
    */
   private concerns(e: HostEvent, key: number): boolean {
     const ino = this.inodes.get(key);
-    return e.ino === undefined || ino === undefined || e.ino === ino;
+    if (e.ino === undefined || ino === undefined) return true;
+    if (e.ino !== ino) return false;
+    const owner = this.ownerOf(e as HostEvent & { ino: number });
+    return owner === undefined || owner === key;
   }
+
+  /**
+   * ext4 reuses a freed inode number at once (churn: unlink, then create): an event is about the
+   * file the host last showed with its inode — the one born last before that show. Undefined: it
+   * cannot be told (never shown here). Cached: the shows before an event do not change.
+   */
+  private ownerOf(e: HostEvent & { ino: number }): number | undefined {
+    if (this.owners.has(e)) return this.owners.get(e);
+    let show = e.t;
+    if (e.kind !== 'show') {
+      const l = this.shown.get(e.path) ?? [];
+      // the shows before e in arrival order (a removal and the next file's show share a millisecond)
+      const at = l.lastIndexOf(e);
+      let i = (at >= 0 ? at : firstAtOrAfter(l, e.t)) - 1;
+      while (i >= 0 && !(l[i]!.kind === 'show' && l[i]!.ino === e.ino)) i--;
+      show = i >= 0 ? l[i]!.t : NaN;
+    }
+    let owner: number | undefined;
+    if (!Number.isNaN(show)) for (const k of this.byInode.get(e.ino) ?? []) if ((this.born.get(k) ?? Infinity) <= show) owner = k;
+    this.owners.set(e, owner);
+    return owner;
+  }
+
+  private readonly owners = new WeakMap<HostEvent, number | undefined>();
+
+  /** keys by inode number, in the order they were born */
+  private readonly byInode = new Map<number, number[]>();
+  /** when each key's file was created (host time), to tell a reused inode number's files apart */
+  private readonly born = new Map<number, number>();
 
   /**
    * A shrink the host published after `o` (a truncate) ended, before `s`: a withdrawal to 0 (what the
@@ -493,7 +531,7 @@ export class Checker {
       const ino = this.inodes.get(b.key);
       // the removal of this very file, at or after its end began; removals that name no inode are
       // matched to the ends at the path in order
-      const own = ino === undefined ? undefined : removals.find((e) => e.t >= b.endH0 && e.ino === ino);
+      const own = ino === undefined ? undefined : removals.find((e) => e.t >= b.endH0 && e.ino !== undefined && this.concerns(e, b.key));
       const anon = removals.filter((e) => ino === undefined || e.ino === undefined).map((e) => e.t);
       const others = (this.bindings.get(path) ?? []).filter((x) => x !== b && x.to !== Infinity).map((x) => x.endH0);
       t = Math.min(own?.t ?? Infinity, this.matchTold(b.endH0, b.to, others, anon));

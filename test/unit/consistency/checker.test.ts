@@ -343,6 +343,24 @@ describe('history checker', () => {
       expect(check(h, [{ ...served, s: 9500, e: 9505 }], events).violations['d-removed']).toBe(1);
       // key 1's bytes once the host had replaced it and removed key 2 are wrong too
       expect(total(check(h, [read(Y, 0, pattern(1, 0, 0, 4096), 9500, 9505, { kind: 'mmap' })], events))).toBeGreaterThan(0);
+      // ext4 reuses the inode number at once: key 2 gets inode 11 too. The removal at 4500 is key 1's
+      // (the host had not shown key 2 yet), so it does not end key 2's window
+      const reuse = new H();
+      reuse.create(0, 1, Y, 11);
+      reuse.append(10, 1, 8192);
+      reuse.unlink(1000, 1, Y);
+      reuse.create(1100, 2, Y, 11);
+      reuse.append(1110, 2, 8192);
+      reuse.unlink(4000, 2, Y);
+      reuse.end(10_000);
+      const reused: HostEvent[] = [
+        { t: 500, path: Y, kind: 'show', size: 8192, ino: 11 },
+        { t: 4500, path: Y, kind: 'remove', size: 0, ino: 11 }, { t: 4501, path: Y, kind: 'show', size: 8192, ino: 11 },
+        { t: 9000, path: Y, kind: 'remove', size: 0, ino: 11 },
+      ];
+      expect(total(check(reuse, [served], reused)), JSON.stringify(check(reuse, [served], reused).evidence)).toBe(0);
+      const after = check(reuse, [{ ...served, s: 9500, e: 9505 }], reused);
+      expect(after.violations["d-removed"], JSON.stringify(after.evidence)).toBe(1);
       // events that name no inode are matched to the ends in order: the removal at 4500 may be key
       // 1's (unlinked first), so key 2's window is open until the next one (9000)
       const anon = events.map(({ ino: _, ...e }) => e);
