@@ -44,6 +44,10 @@ export const ERROR_CODES = {
   HOST_UNKNOWN_VM: { status: 404, meaning: 'no VM of that name on this agent' },
   HOST_BAD_GUEST_PATH: { status: 400, meaning: 'a guest path that is not absolute, has NUL or is too long' },
   HOST_LAYOUT: { status: 500, meaning: 'guest extents that cannot be laid out on the image (overlap, beyond the disk)' },
+  HOST_LIMIT_FILES: { status: 413, meaning: 'a guest shares more files at once than its VM\'s maxFiles' },
+  HOST_LIMIT_EXTENTS: { status: 413, meaning: 'a guest file has more extents than maxExtentsPerFile, or the VM\'s files more than maxExtentsPerVm' },
+  HOST_LIMIT_CONTINUATION: { status: 413, meaning: 'one update of a guest file spans more frames than maxContinuationFrames' },
+  HOST_FILE_BEYOND_DISK: { status: 400, meaning: 'a guest file whose size is beyond the virtual size of its disk' },
   BIGLOG_BAD_SOURCE: { status: 400, meaning: 'a BigLog source with a relative guest path' },
   BIGLOG_NAME_TAKEN: { status: 409, meaning: 'a BigLog name reserved for shared files or used by another composition' },
   // WebHDFS gateway (src/hdfs); the gateway sends them as RemoteException, statuses as WebHDFS.md has them

@@ -37,7 +37,23 @@ export interface GuestSessionEvents {
   guestError: [MessageOf<'error'>];
   /** we received something malformed (already answered with an error frame) */
   protocolError: [{ code: ErrorCode; message: string }];
+  /**
+   * a file report over one of the session's limits: the file is dropped from the table (its
+   * extents freed) and ignored until the guest reports it afresh from 0, or removes it
+   */
+  refused: [GuestFile, { limit: 'files' | 'extents' | 'continuation'; message: string }];
   close: [];
+}
+
+/** Bounds on what the guest makes the session hold (the host agent's per-VM limits). */
+export interface SessionLimits {
+  /** files in the table, refused ones included */
+  maxFiles: number;
+  maxExtentsPerFile: number;
+  /** extents of all files together */
+  maxExtentsTotal: number;
+  /** frames with the `more` bit in one update of a file */
+  maxContinuationFrames: number;
 }
 
 export interface GuestSessionOptions {
@@ -45,6 +61,8 @@ export interface GuestSessionOptions {
   capabilities?: string[];
   /** resend the hello this often until the guest answers */
   helloIntervalMs?: number;
+  /** absent: unbounded (the guest helper's own tests) */
+  limits?: SessionLimits;
 }
 
 export class GuestSession extends EventEmitter<GuestSessionEvents> {
@@ -60,6 +78,12 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
   private closed = false;
   private syncedOnce?: Promise<void>;
   private resolveSynced?: () => void;
+  /** extents held in `files`, all files together */
+  private extentCount = 0;
+  /** frames with the `more` bit so far in each file's current update */
+  private continuing = new Map<number, number>();
+  /** files refused for a limit; `midUpdate`: the rest of the refused update is still coming */
+  private refusedFiles = new Map<number, { midUpdate: boolean }>();
 
   constructor(private readonly stream: Duplex, private readonly o: GuestSessionOptions = {}) {
     super();
@@ -83,7 +107,14 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
   /** Asks the guest to share a file; the answer is a shareStatus event with refSeq = the returned seq. */
   share(path: string): number { return this.send({ type: 'share', path }); }
   unshare(fileId: number): number { return this.send({ type: 'unshare', fileId }); }
-  resync(): number { this.files.clear(); return this.send({ type: 'resync' }); }
+  resync(): number { this.clearFiles(); return this.send({ type: 'resync' }); }
+
+  private clearFiles(): void {
+    this.files.clear();
+    this.extentCount = 0;
+    this.continuing.clear();
+    this.refusedFiles.clear();
+  }
 
   /** The guest writes every shared file back, flushes its disks and reports; resolves on flushDone. */
   flush(timeoutMs = 30_000): Promise<void> {
@@ -100,6 +131,14 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
     clearInterval(this.helloTimer);
     this.stream.destroy();
     this.emit('close');
+  }
+
+  /** Drops a file from the table (its extents no longer count). */
+  private forget(fileId: number): void {
+    const f = this.files.get(fileId);
+    if (f) this.extentCount -= f.extents.length;
+    this.files.delete(fileId);
+    this.continuing.delete(fileId);
   }
 
   private handshake(): void {
@@ -143,7 +182,7 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
         this.established = true;
         clearInterval(this.helloTimer);
         this.seqIn = (seq + 1) >>> 0;
-        this.files.clear();
+        this.clearFiles();
         this.guest = msg;
         this.emit('hello', msg);
         continue;
@@ -158,20 +197,51 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
   private apply(msg: Message): void {
     switch (msg.type) {
       case 'fileExtents': {
-        let f = this.files.get(msg.fileId);
+        const lim = this.o.limits;
+        const tomb = this.refusedFiles.get(msg.fileId);
+        if (tomb) {
+          // refused: the rest of that update, and updates that build on it, are ignored
+          if (tomb.midUpdate || msg.from !== 0) { tomb.midUpdate = msg.more; break; }
+          this.refusedFiles.delete(msg.fileId); // a full map from 0: tried afresh
+        }
+        let old = this.files.get(msg.fileId);
         // an id that now names another inode (or one on another disk) is another file: what we knew
         // of the old one (its disk, its extents below `from`) does not describe it
-        if (f && (f.disk !== msg.disk || f.inode !== msg.inode || f.generation !== msg.generation)) f = undefined;
-        f ??= { fileId: msg.fileId, inode: msg.inode, generation: msg.generation, path: msg.path, disk: msg.disk, size: 0, extents: [], changedFrom: 0 };
+        if (old && (old.disk !== msg.disk || old.inode !== msg.inode || old.generation !== msg.generation)) {
+          this.forget(msg.fileId);
+          old = undefined;
+        }
+        if (!old && lim && this.files.size + this.refusedFiles.size >= lim.maxFiles) {
+          this.emit('refused', fileOf(msg), { limit: 'files', message: `more than ${lim.maxFiles} files shared at once` });
+          break;
+        }
+        const f = old ?? { fileId: msg.fileId, inode: msg.inode, generation: msg.generation, path: msg.path, disk: msg.disk, size: 0, extents: [], changedFrom: 0 };
         // A report starts at or below the size the host was told (docs/protocol.md). One starting
         // past it would leave bytes nobody described, which would read as a hole (zeros): they are
         // pending instead (never served) until a report describes them.
         const known = f.size;
         const gap: Extent[] = msg.from > known ? [{ logical: known, physical: 0, length: msg.from - known, flags: EXTENT_PENDING }] : [];
         if (gap.length) this.emit('protocolError', { code: 'bad-payload', message: `file ${msg.fileId}: report starts at ${msg.from}, past the ${known} bytes described` });
+        const kept = [...clip(f.extents, Math.min(msg.from, known)), ...gap];
+        const n = kept.length + msg.extents.length;
+        const frames = msg.more ? (this.continuing.get(msg.fileId) ?? 0) + 1 : 0;
+        const over = !lim ? undefined
+          : n > lim.maxExtentsPerFile ? { limit: 'extents' as const, message: `${n} extents in one file (at most ${lim.maxExtentsPerFile})` }
+            : this.extentCount - f.extents.length + n > lim.maxExtentsTotal ? { limit: 'extents' as const, message: `more than ${lim.maxExtentsTotal} extents in all files` }
+              : frames > lim.maxContinuationFrames ? { limit: 'continuation' as const, message: `more than ${lim.maxContinuationFrames} frames in one update of a file` }
+                : undefined;
+        if (over) {
+          this.forget(msg.fileId);
+          this.refusedFiles.set(msg.fileId, { midUpdate: msg.more });
+          this.emit('refused', fileOf(msg), over);
+          break;
+        }
+        this.extentCount += n - f.extents.length;
+        if (frames) this.continuing.set(msg.fileId, frames);
+        else this.continuing.delete(msg.fileId);
         f.path = msg.path;
         f.size = msg.size;
-        f.extents = [...clip(f.extents, Math.min(msg.from, known)), ...gap, ...msg.extents];
+        f.extents = [...kept, ...msg.extents];
         f.changedFrom = Math.min(f.changedFrom, msg.rewritten ? 0 : msg.from);
         this.files.set(f.fileId, f);
         if (!msg.more) this.emit('file', f);
@@ -181,15 +251,18 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
         const f = this.files.get(msg.fileId);
         if (!f) break;
         f.size = msg.size;
+        this.extentCount -= f.extents.length;
         f.extents = clip(f.extents, msg.size);
+        this.extentCount += f.extents.length;
         f.changedFrom = Math.min(f.changedFrom, msg.size);
         this.emit('truncate', f);
         break;
       }
       case 'remove': {
+        this.refusedFiles.delete(msg.fileId);
         const f = this.files.get(msg.fileId);
         if (!f) break;
-        this.files.delete(msg.fileId);
+        this.forget(msg.fileId);
         this.emit('remove', f, msg.reason);
         break;
       }
@@ -208,6 +281,11 @@ export class GuestSession extends EventEmitter<GuestSessionEvents> {
       default: break;
     }
   }
+}
+
+/** What a frame says of its file, without extents (for a refusal). */
+function fileOf(m: MessageOf<'fileExtents'>): GuestFile {
+  return { fileId: m.fileId, inode: m.inode, generation: m.generation, path: m.path, disk: m.disk, size: m.size, extents: [], changedFrom: 0 };
 }
 
 /** Extents cut at `end` (the part of each extent before it). */

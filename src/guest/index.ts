@@ -2,4 +2,4 @@
 // The guest helper's own modules (tracker, consent, watch, native) are bundled into the guest
 // binary from src/guest/cli.ts and are not imported by other folders.
 export * from './protocol.js';
-export { GuestSession, type GuestFile, type GuestSessionEvents, type GuestSessionOptions } from './host-session.js';
+export { GuestSession, type GuestFile, type GuestSessionEvents, type GuestSessionOptions, type SessionLimits } from './host-session.js';

@@ -17,11 +17,13 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { BigLogError, BigLogs, type BigLogInfo, type BigLogSource } from './biglog.js';
 import { LiveMrError } from '../errors/index.js';
-import { badRequest, forbidden, notFound, readJson, Router, sendError, sendJson } from '../http/index.js';
+import { badRequest, EventStreams, forbidden, notFound, readJson, Router, sendError, sendJson } from '../http/index.js';
 import { VmLink, type VmStatus } from './vm-link.js';
 import { writeFileAtomic } from '../durable/index.js';
 
 const MAX_SEGMENT_LIST = 1000;
+/** /events streams open at once, and what may wait for one client before it is dropped (docs/security.md) */
+export const EVENT_STREAM_LIMITS = { max: 32, maxQueuedBytes: 8 << 20 };
 
 /** The agent's compositions and BigLog definitions (GET /compositions + /biglogs, the `compositions` event). */
 export interface CompositionsEvent {
@@ -68,6 +70,7 @@ export class HostAgent {
   private statusTimer?: NodeJS.Timeout;
   private compSubscribers = new Set<(c: CompositionsEvent) => void>();
   private compTimer?: NodeJS.Timeout;
+  private readonly streams = new EventStreams(EVENT_STREAM_LIMITS);
 
   private constructor(
     readonly cfg: AgentConfig,
@@ -174,6 +177,7 @@ export class HostAgent {
       onChange: (vmName, path, size, change) => this.bigLogs.sourceChanged(vmName, path, size, change),
       onStatus: () => this.statusChanged(),
       requested: (this.requested[vm.name] ??= []),
+      limits: vm.limits ?? this.cfg.limits,
       ...(control ? { control } : {}),
     }));
     if (!this.vmNames.includes(vm.name)) this.vmNames.push(vm.name);
@@ -302,12 +306,11 @@ export class HostAgent {
       localOnly(req, 'events');
       // server-sent events: full snapshots on connect and after every change — `status` (VMs, shares,
       // files) and `compositions` ({compositions, bigLogs}); a client never has to diff
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-      const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      const offs: (() => void)[] = [];
+      const send = this.streams.open(req, res, () => { for (const off of offs) off(); });
       send('status', this.status());
       send('compositions', this.compositions());
-      const offs = [this.subscribe((st) => send('status', st)), this.subscribeCompositions((c) => send('compositions', c))];
-      req.on('close', () => { for (const off of offs) off(); });
+      offs.push(this.subscribe((st) => send('status', st)), this.subscribeCompositions((c) => send('compositions', c)));
     });
 
   stop(): Promise<void> {

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { LiveMrError } from '../errors/index.js';
+import { DEFAULT_GUEST_LIMITS, parseLimits, type GuestLimits } from './limits.js';
 import { VM_NAME } from './naming.js';
 
 export interface VmConfig {
@@ -16,6 +17,8 @@ export interface VmConfig {
   channel?: string;
   /** guest paths the agent asks to share on connect (the owner's consent still decides) */
   share: string[];
+  /** this VM's bounds, when they differ from the agent's `limits` (each key optional) */
+  limits?: GuestLimits;
 }
 
 export interface AgentConfig {
@@ -38,6 +41,8 @@ export interface AgentConfig {
   libvirt?: { uri: string };
   /** "*": also serve every running libvirt domain not named in `vms` (shares come from run-time requests) */
   domains?: '*';
+  /** what each VM's guest may make the agent hold or do (docs/security.md); every key optional */
+  limits: GuestLimits;
   vms: VmConfig[];
 }
 
@@ -76,7 +81,8 @@ function optString(v: unknown, path: string): string | undefined {
 export function parseConfig(raw: unknown): AgentConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('$', 'must be a JSON object');
   const c = raw as Json;
-  only(c, '$', ['mountpoint', 'stateDir', 'group', 'metrics', 'hostname', 'runDir', 'apiSocket', 'libvirt', 'domains', 'vms']);
+  only(c, '$', ['mountpoint', 'stateDir', 'group', 'metrics', 'hostname', 'runDir', 'apiSocket', 'libvirt', 'domains', 'limits', 'vms']);
+  const limits = parseLimits(c.limits, '$.limits', DEFAULT_GUEST_LIMITS, fail);
   let libvirt: { uri: string } | undefined;
   if (c.libvirt !== undefined) {
     if (typeof c.libvirt !== 'object' || c.libvirt === null || Array.isArray(c.libvirt)) fail('$.libvirt', 'must be an object');
@@ -98,7 +104,7 @@ export function parseConfig(raw: unknown): AgentConfig {
     const p = `$.vms[${i}]`;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(p, 'must be an object');
     const vm = v as Json;
-    only(vm, p, ['name', 'qmp', 'domain', 'channel', 'share']);
+    only(vm, p, ['name', 'qmp', 'domain', 'channel', 'share', 'limits']);
     if (typeof vm.name !== 'string' || !VM_NAME.test(vm.name)) fail(`${p}.name`, 'must match [A-Za-z0-9][A-Za-z0-9.-]{0,62}');
     if (names.has(vm.name)) fail(`${p}.name`, `duplicate VM name '${vm.name}'`);
     names.add(vm.name);
@@ -115,6 +121,7 @@ export function parseConfig(raw: unknown): AgentConfig {
       ...(vm.qmp === undefined ? { domain: vm.domain as string } : { qmp: absPath(vm.qmp, `${p}.qmp`) }),
       ...(vm.channel === undefined ? {} : { channel: absPath(vm.channel, `${p}.channel`) }),
       share: share.map((s: unknown, j: number) => absPath(s, `${p}.share[${j}]`)),
+      ...(vm.limits === undefined ? {} : { limits: parseLimits(vm.limits, `${p}.limits`, limits, fail) }),
     };
   });
   const group = optString(c.group, '$.group');
@@ -129,6 +136,7 @@ export function parseConfig(raw: unknown): AgentConfig {
     ...(c.apiSocket === undefined ? {} : { apiSocket: absPath(c.apiSocket, '$.apiSocket') }),
     ...(libvirt ? { libvirt } : {}),
     ...(c.domains === '*' ? { domains: '*' as const } : {}),
+    limits,
     vms,
   };
 }

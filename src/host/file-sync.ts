@@ -4,10 +4,12 @@
 // file on its own (apply() is the one place a file's outcome is decided). Files with a pending tail
 // are retried after asking the guest to flush, backing off 100 ms → 5 s.
 import { basename } from 'node:path';
+import { LiveMrError } from '../errors/index.js';
 import { FsError, type CompositionStore } from '../fs/index.js';
 import type { GuestFile } from '../guest/index.js';
 import type { ImageMapper } from '../image/index.js';
 import { layoutFile, LayoutError, type FileLayout } from './layout.js';
+import { GuestLimitError, TokenBucket } from './limits.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { compositionName, unescapePath } from './naming.js';
@@ -25,6 +27,8 @@ export interface SharedFileStatus {
   pendingRanges: number;
   pendingSinceMs?: number;
   refused?: string;
+  /** the stable code of the refusal (docs/errors.md), when it has one */
+  refusedCode?: string;
   /** the last update could not be stored (e.g. a full state file system); retried */
   storeError?: string;
   lastUpdateMs: number;
@@ -54,11 +58,23 @@ export interface FileSyncOptions {
    * (its resync) before their journal records are dropped too (default 10 min).
    */
   unconfirmedTtlMs?: number;
+  /**
+   * journaled updates per second and the burst before that applies (GuestLimits): above it an
+   * update waits (newest wins) and a shrink or removal is withheld in memory until it can be written
+   */
+  journal?: { perSec: number; burst: number };
+  /** a report was refused for a limit (counted and logged by the owner) */
+  onLimit?: (e: GuestLimitError) => void;
+  /** how long applying one file's report took (ms): charged to the VM's busy budget */
+  onWork?: (ms: number) => void;
   log: Logger;
   metrics: Metrics;
   /** once aborted, no job touches the store any more (the agent closes it next) */
   signal: AbortSignal;
 }
+
+/** longest stretch a round runs without letting the event loop turn */
+const YIELD_MS = 10;
 
 interface Tracked {
   status: SharedFileStatus;
@@ -85,10 +101,15 @@ export class FileSync {
   private overlapping = new Set<number>();
   /** files the guest confirmed after a restart: their next publish is a remap for BigLogs */
   private confirmed = new Set<number>();
+  /** files refused for a limit (bounded by the session's file limit): shown in status() */
+  private refusedFiles = new Map<number, SharedFileStatus>();
+  /** journal writes this VM may make now */
+  private readonly journalBudget?: TokenBucket;
   /** how long the last round took (ms) */
   lastApplyLatency = 0;
 
   constructor(private readonly o: FileSyncOptions) {
+    if (o.journal) this.journalBudget = new TokenBucket(o.journal.perSec, o.journal.burst);
     this.withholdJournaled();
   }
 
@@ -126,6 +147,25 @@ export class FileSync {
   /** The guest's full resync starts: compositions it does not report again go when it is done. */
   resyncStarted(): void {
     this.stale = new Set(this.ownCompositions());
+    this.refusedFiles.clear();
+  }
+
+  /** The guest's report of a file is over a limit: nothing of the file is served until it is reported within bounds. */
+  refuse(f: GuestFile, e: LiveMrError): void {
+    this.queue.delete(f.fileId);
+    this.storeRetry.delete(f.fileId);
+    this.run(async () => {
+      const name = compositionName(this.o.vm, f.path);
+      const prev = this.files.get(f.fileId);
+      this.files.delete(f.fileId);
+      if (prev && prev.status.name !== name) this.withdraw(f.fileId, prev.status.name, 'refused');
+      this.withdraw(f.fileId, name, 'refused');
+      this.refusedFiles.set(f.fileId, {
+        fileId: f.fileId, inode: f.inode, path: f.path, disk: f.disk, name, guestSize: f.size, servedSize: 0, pendingRanges: 0,
+        refused: e.message, refusedCode: e.code, lastUpdateMs: Date.now(),
+      });
+      this.o.onStatus?.();
+    });
   }
 
   /** The guest reported a file's extents (a report during a resync keeps its composition). */
@@ -144,6 +184,7 @@ export class FileSync {
   /** The guest stopped sharing a file. */
   removed(f: GuestFile, reason: string): void {
     this.queue.delete(f.fileId);
+    this.refusedFiles.delete(f.fileId);
     this.run(async () => this.removeFile(f.fileId, compositionName(this.o.vm, f.path), reason));
   }
 
@@ -210,7 +251,7 @@ export class FileSync {
   }
 
   status(): SharedFileStatus[] {
-    return [...this.files.values()].map((t) => ({ ...t.status }));
+    return [...[...this.files.values()].map((t) => t.status), ...this.refusedFiles.values()].map((st) => ({ ...st }));
   }
 
   // --- rounds ----------------------------------------------------------------------------------
@@ -251,14 +292,23 @@ export class FileSync {
     // current, so drop every cached header/L1/L2 before translating
     await this.o.disks.invalidate(new Set(batch.map((f) => f.disk)));
     let pending = false;
+    let slice = Date.now();
     // each file on its own: one file's failure must not drop the others' truncates and removals
     for (const f of batch) {
+      // a large batch gives the event loop back every few ms: the other VMs' rounds, their
+      // channels and the mount's requests go on while one VM floods (issue 14 #9)
+      if (Date.now() - slice > YIELD_MS) {
+        await new Promise((r) => setImmediate(r));
+        slice = Date.now();
+      }
+      const a = performance.now();
       try {
         pending = (await this.apply(f)) || pending;
       } catch (e) {
         this.o.log.error('file update failed', { path: f.path, error: e as Error });
         this.o.onError?.(e as Error);
       }
+      this.o.onWork?.(performance.now() - a);
     }
     this.lastApplyLatency = Date.now() - t0;
     this.o.onStatus?.();
@@ -303,14 +353,27 @@ export class FileSync {
     }
     this.owners.set(name, { fileId: f.fileId, inode });
     Object.assign(status, { inode: f.inode, path: f.path, name, disk: f.disk, guestSize: f.size, lastUpdateMs: Date.now() });
+    delete status.refusedCode;
     this.files.set(f.fileId, { status, file: f });
+    this.refusedFiles.delete(f.fileId);
     const mapper = this.o.disks.get(f.disk);
     let result;
     const before = store.get(name)?.segments.size ?? 0;
     const remap: RemapDetail = { at: -1 };
     try {
       if (!mapper) throw new LayoutError(`the guest named disk serial '${f.disk}', which this VM does not have`);
+      // a file holds at most what its disk does: a larger size would be served as zeros (an 8 PiB file was)
+      if (f.size > mapper.size) throw new GuestLimitError('HOST_FILE_BEYOND_DISK', `size ${f.size} is beyond its disk '${f.disk}' (${mapper.size} bytes)`);
       const layout = await layoutFile(f.size, f.extents, mapper);
+      if (this.overJournalBudget(name, f.size, layout)) {
+        // over this VM's journal rate: retried when the budget refills; what is served meanwhile
+        // stays only if still right (a shrink or a move is withheld in memory at once)
+        if (!servedStillValid(store, name, f.size, layout) && store.withhold(name)) this.o.onChange?.(vm, f.path, 0, 'removed');
+        status.servedSize = store.get(name)?.segments.size ?? 0;
+        this.storeRetry.set(f.fileId, f);
+        this.scheduleStoreRetry(this.journalBudget!.waitMs());
+        return false;
+      }
       try {
         result = publish(store, name, f.size, layout, f.changedFrom, remap);
         status.refused = layout.refused;
@@ -332,9 +395,11 @@ export class FileSync {
       }
       if (overlap) this.overlapping.add(f.fileId); else this.overlapping.delete(f.fileId);
     } catch (e) {
-      if (!(e instanceof LayoutError)) throw e;
+      if (!(e instanceof LayoutError) && !(e instanceof GuestLimitError)) throw e;
       // a guest that names bytes outside its disks gets nothing served for that file
       status.refused = e.message;
+      status.refusedCode = e.code;
+      if (e instanceof GuestLimitError) this.o.onLimit?.(e);
       if (store.get(name) && !this.tryRemove(name)) {
         store.withhold(name);
         this.scheduleStoreRetry();
@@ -395,15 +460,34 @@ export class FileSync {
     return 'retry';
   }
 
+  /**
+   * Whether publishing `layout` would write the journal while this VM's journal budget is spent.
+   * An update that changes nothing costs nothing; one that does takes a token.
+   */
+  private overJournalBudget(name: string, guestSize: number, layout: FileLayout): boolean {
+    if (!this.journalBudget) return false;
+    const cur = this.o.store.get(name);
+    if (cur && !layout.refused && cur.segments.size === layout.servable && servedStillValid(this.o.store, name, guestSize, layout)) return false;
+    if (this.journalBudget.take()) return false;
+    this.o.metrics.inc('livemr_journal_throttled_total', 'file updates delayed by the per-VM journal rate', { vm: this.o.vm });
+    return true;
+  }
+
   /** Retries what the store refused: queued file updates, and removals owed to the journal. */
-  private scheduleStoreRetry(): void {
+  private scheduleStoreRetry(atLeastMs = 0): void {
     if (this.storeRetryTimer) return;
     this.storeRetryTimer = setTimeout(() => {
       this.storeRetryTimer = undefined;
       this.run(async () => {
         for (const name of this.o.store.owedRemovals()) this.tryRemove(name);
-        for (const [id, f] of this.storeRetry) if (!this.queue.has(id) && this.files.has(id)) this.queue.set(id, f);
-        this.storeRetry.clear();
+        // updates waiting for the journal rate: only as many as it allows now (the rest wait on),
+        // so a VM over its rate does not have all its files laid out again on every retry
+        let room = this.journalBudget ? Math.max(1, this.journalBudget.available()) : Infinity;
+        for (const [id, f] of this.storeRetry) {
+          if (room-- <= 0) break;
+          this.storeRetry.delete(id);
+          if (!this.queue.has(id) && this.files.has(id)) this.queue.set(id, f);
+        }
         await this.processQueue();
         if (this.storeRetry.size || this.o.store.owedRemovals().length) {
           this.storeRetryDelay = Math.min(this.storeRetryDelay * 2, 5000);
@@ -412,7 +496,7 @@ export class FileSync {
           this.storeRetryDelay = 100;
         }
       });
-    }, this.storeRetryDelay);
+    }, Math.max(atLeastMs, this.storeRetryDelay));
   }
 
   /** store.remove, false when the journal refused it. */
@@ -455,7 +539,11 @@ export class FileSync {
 
   private removeComposition(name: string, reason: string): void {
     const served = this.o.store.get(name) !== undefined;
-    if (!this.tryRemove(name)) {
+    if (served && this.journalBudget && !this.journalBudget.take()) {
+      // over the journal rate: gone from the mount now, its removal journaled on the retry
+      this.o.store.withhold(name);
+      this.scheduleStoreRetry(this.journalBudget.waitMs());
+    } else if (!this.tryRemove(name)) {
       // not journaled: withheld in memory at once, the removal retried
       this.o.store.withhold(name);
       this.scheduleStoreRetry();

@@ -57,6 +57,15 @@ export const ASK_AFTER_RESYNC = {
   'not-mappable': false, 'unsupported-device': false, failed: false, revoked: false, deleted: false, unshared: false,
 } as const satisfies Record<ShareRecordStatus, boolean>;
 
+/**
+ * Records that only say how a share ended (or why it never began): the oldest of them are
+ * forgotten when a book is over its size, so that a guest reporting ever new paths cannot grow it.
+ */
+const SETTLED = {
+  requested: false, shared: false, 'pending-consent': false, denied: true, 'not-found': true, 'not-regular': true,
+  'not-mappable': true, 'unsupported-device': true, failed: true, revoked: true, deleted: true, unshared: true,
+} as const satisfies Record<ShareRecordStatus, boolean>;
+
 /** The share records of one VM; configured paths are wanted even before they have a record. */
 export class ShareBook {
   private readonly records = new Map<string, ShareRecord>();
@@ -66,6 +75,8 @@ export class ShareBook {
     /** paths requested at run time in earlier runs: shown as requested until the guest answers */
     requested: readonly string[] = [],
     private readonly onChange: () => void = () => {},
+    /** records kept at most, beyond which the oldest settled ones are forgotten */
+    private readonly maxRecords = 4096,
   ) {
     for (const path of requested) this.records.set(path, { path, status: 'requested', message: 'will be sent when the guest connects', updatedMs: Date.now() });
   }
@@ -76,9 +87,20 @@ export class ShareBook {
     const next = nextShareStatus(cur?.status, ev);
     if (next === undefined) return cur!; // only a file report on a path already shared
     const rec: ShareRecord = { path, status: next, message, updatedMs: Date.now() };
+    this.records.delete(path); // newest last: the oldest settled records go first
     this.records.set(path, rec);
+    if (this.records.size > this.maxRecords) {
+      for (const [p, r] of this.records) {
+        if (SETTLED[r.status] && !this.configured.includes(p)) { this.records.delete(p); break; }
+      }
+    }
     this.onChange();
     return rec;
+  }
+
+  /** Whether the host asked for `path` (configured or requested): a guest's status for another path is not taken. */
+  asked(path: string): boolean {
+    return this.records.has(path) || this.configured.includes(path);
   }
 
   get(path: string): ShareRecord | undefined { return this.records.get(path); }

@@ -14,6 +14,7 @@ import { DiskMaps } from './disk-maps.js';
 import { FileSync, type SharedFileStatus, type SourceChange } from './file-sync.js';
 import { GuestChannel, type ChannelState, type Dial } from './guest-channel.js';
 import { LayoutError } from './layout.js';
+import { DEFAULT_GUEST_LIMITS, GuestLimitError, type GuestLimitCode, type GuestLimits } from './limits.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { ShareBook, type ShareRecord } from './shares.js';
@@ -63,7 +64,11 @@ export interface VmLinkDeps {
   unconfirmedTtlMs?: number;
   /** the disks' unmap counters' poll period (DiskMapsOptions; default 1 s) */
   discardPollMs?: number;
+  /** what this VM's guest may make the agent hold or do (default DEFAULT_GUEST_LIMITS) */
+  limits?: GuestLimits;
 }
+
+const LIMIT_CODE = { files: 'HOST_LIMIT_FILES', extents: 'HOST_LIMIT_EXTENTS', continuation: 'HOST_LIMIT_CONTINUATION' } as const satisfies Record<string, GuestLimitCode>;
 
 export class VmLink {
   private abort = new AbortController();
@@ -75,6 +80,8 @@ export class VmLink {
   private readonly sync: FileSync;
   private lastError?: string;
   private readonly log: Logger;
+  /** refusals for a limit not logged yet (one line per code per 10 s, with the count) */
+  private limitLog = new Map<string, { at: number; unlogged: number }>();
   readonly done: Promise<void>;
 
   constructor(readonly cfg: VmConfig, private readonly deps: VmLinkDeps) {
@@ -82,7 +89,8 @@ export class VmLink {
     if (!deps.control && !cfg.qmp) throw new Error(`VM ${cfg.name}: no QMP socket and no control plane given`);
     this.control = deps.control ?? new QmpControl(cfg.qmp!);
     const onStatus = () => deps.onStatus?.();
-    this.shares = new ShareBook(cfg.share, deps.requested ?? [], onStatus);
+    const limits = deps.limits ?? DEFAULT_GUEST_LIMITS;
+    this.shares = new ShareBook(cfg.share, deps.requested ?? [], onStatus, 4 * limits.maxFiles);
     this.disks = new DiskMaps({
       log: this.log, onAllocation: (serial) => this.sync.kick(`write threshold on ${serial}`),
       onDiscard: (serial, why) => this.onDiscard(serial, why),
@@ -96,10 +104,17 @@ export class VmLink {
       onError: (e) => { this.lastError = e.message; },
       ...(deps.onChange ? { onChange: deps.onChange } : {}),
       ...(deps.unconfirmedTtlMs !== undefined ? { unconfirmedTtlMs: deps.unconfirmedTtlMs } : {}),
+      journal: { perSec: limits.journalUpdatesPerSec, burst: limits.journalBurst },
+      onLimit: (e) => this.overLimit(e),
+      onWork: (ms) => this.channel.charge(ms),
     });
     this.channel = new GuestChannel({
       hostId: deps.hostId, log: this.log, onStatus, onSession: (s) => this.attachSession(s),
       live: () => !this.abort.signal.aborted && this.ctl?.open === true,
+      limits: { maxFiles: limits.maxFiles, maxExtentsPerFile: limits.maxExtentsPerFile, maxExtentsTotal: limits.maxExtentsPerVm, maxContinuationFrames: limits.maxContinuationFrames },
+      rate: { bytesPerSec: limits.channelBytesPerSec, burstBytes: limits.channelBurstBytes },
+      busy: { msPerSec: limits.busyMsPerSec, burstMs: limits.busyBurstMs },
+      onThrottle: () => deps.metrics.inc('livemr_channel_throttled_total', 'times a guest channel was paused for its byte rate or busy budget', { vm: cfg.name }),
       ...(deps.dial ? { dial: deps.dial } : {}),
       ...(deps.channelRetryMs !== undefined ? { retryMs: deps.channelRetryMs } : {}),
     });
@@ -219,14 +234,36 @@ export class VmLink {
       this.sync.resyncDone(n);
     });
     s.on('shareStatus', (m) => {
+      // a status of a path never asked for would only grow the book (and every status view)
+      if (!this.shares.asked(m.path)) {
+        this.deps.metrics.inc('livemr_unasked_share_status_total', 'share statuses for paths the host never asked for, ignored', { vm: this.cfg.name });
+        return;
+      }
       this.log.info('share status', { path: m.path, status: m.status, message: m.message });
       this.shares.record(m.path, { kind: 'answered', status: m.status }, m.message);
+    });
+    s.on('refused', (f, why) => {
+      const e = new GuestLimitError(LIMIT_CODE[why.limit], `${f.path}: ${why.message}`);
+      this.overLimit(e);
+      // a file over the count was never in the table: nothing of it is served, nothing to withdraw
+      if (why.limit !== 'files') this.sync.refuse(f, e);
     });
     s.on('guestError', (m) => this.log.warn('guest reported an error', { code: m.code, message: m.message }));
     s.on('protocolError', (e) => {
       this.deps.metrics.inc('livemr_channel_protocol_errors_total', 'malformed frames from the guest', { vm: this.cfg.name });
       this.log.warn('malformed frame from the guest', e);
     });
+  }
+
+  /** A report over a limit: counted, and logged once per code per 10 s (a flood must not flood the log). */
+  private overLimit(e: GuestLimitError): void {
+    this.deps.metrics.inc('livemr_guest_limit_refusals_total', 'guest reports refused for a per-VM limit', { vm: this.cfg.name, code: e.code });
+    this.lastError = `${e.code}: ${e.message}`;
+    const now = Date.now();
+    const l = this.limitLog.get(e.code);
+    if (l && now - l.at < 10_000) { l.unlogged++; return; }
+    this.log.warn('guest report over a limit: refused', { code: e.code, error: e.message, ...(l?.unlogged ? { alsoRefused: l.unlogged } : {}) });
+    this.limitLog.set(e.code, { at: now, unlogged: 0 });
   }
 
   status(): VmStatus {

@@ -150,3 +150,60 @@ export class Router {
     await handler({ req, res, url, params });
   }
 }
+
+/**
+ * Server-sent event streams with bounds (docs/security.md): at most `max` open at once (one more is
+ * refused, 503 too-many-streams), and a client that does not read its events is dropped once
+ * `maxQueuedBytes` wait for it — every event is a full snapshot, so a stalled client would
+ * otherwise make the server hold one more snapshot per change, without end.
+ */
+export class EventStreams {
+  private readonly clients = new Set<ServerResponse>();
+  /** clients dropped for not reading */
+  dropped = 0;
+
+  constructor(private readonly o: { max: number; maxQueuedBytes: number }) {}
+
+  get size(): number { return this.clients.size; }
+
+  /** Starts a stream on `res`; `onClose` runs when it ends for any reason. Throws when full. */
+  open(req: IncomingMessage, res: ServerResponse, onClose: () => void = () => {}): (event: string, data: unknown) => void {
+    if (this.clients.size >= this.o.max) throw new HttpError('too-many-streams', `too many event streams open (at most ${this.o.max})`);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    this.clients.add(res);
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      this.clients.delete(res);
+      onClose();
+    };
+    req.on('close', close);
+    res.on('close', close);
+    return (event, data) => this.write(res, `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  /** One event to every open stream. */
+  broadcast(event: string, data: unknown): void {
+    if (this.clients.size === 0) return;
+    const msg = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const res of this.clients) this.write(res, msg);
+  }
+
+  /** Ends every stream. */
+  endAll(): void {
+    for (const res of this.clients) res.end();
+    this.clients.clear();
+  }
+
+  private write(res: ServerResponse, msg: string): void {
+    if (res.destroyed || !this.clients.has(res)) return;
+    if (res.writableLength + msg.length > this.o.maxQueuedBytes) {
+      this.dropped++;
+      this.clients.delete(res);
+      res.destroy(); // a slow client: it reconnects and gets a fresh snapshot
+      return;
+    }
+    res.write(msg);
+  }
+}
