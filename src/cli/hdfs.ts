@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { CompositionStore, ControlClient } from '../fs/index.js';
 import {
-  composeFromLocal, DEFAULT_BLOCK_SIZE, publishedFileResolver, readComposeConfig, runAgentGateway, runAggregator,
+  composeFromLocal, DEFAULT_BLOCK_SIZE, GATEWAY_DEFAULTS, publishedFileResolver, readComposeConfig, runAgentGateway, runAggregator,
   type CommonOptions, type ComposeSink, type Running,
 } from '../hdfs/index.js';
 import { command, UsageError, type Values } from './args.js';
@@ -24,7 +24,16 @@ const COMMON = {
   owner: { type: 'string', arg: 'O', help: 'owner shown on the files' },
   group: { type: 'string', arg: 'G', help: 'group shown on the files' },
   token: { type: 'string', arg: 'T', help: 'shared token between host agents and the aggregator' },
+  'max-connections': { type: 'string', arg: 'N', help: `open connections at most; more are closed as they come (default ${GATEWAY_DEFAULTS.maxConnections})` },
+  'idle-timeout-ms': { type: 'string', arg: 'MS', help: `close a connection idle or sending its headers this long (default ${GATEWAY_DEFAULTS.idleTimeoutMs})` },
+  'write-timeout-ms': { type: 'string', arg: 'MS', help: `cut a response whose client takes no byte this long (default ${GATEWAY_DEFAULTS.writeTimeoutMs})` },
 } as const;
+
+function positive(v: string, name: string): number {
+  const n = /^\d{1,15}$/.test(v) ? Number(v) : NaN;
+  if (!(n > 0)) throw new UsageError(`bad --${name} '${v}' (a positive integer)`);
+  return n;
+}
 
 function common(values: Values<typeof COMMON>, log: (l: string) => void): CommonOptions {
   const listen = values.listen ?? '0.0.0.0:9870';
@@ -41,6 +50,10 @@ function common(values: Values<typeof COMMON>, log: (l: string) => void): Common
   for (const [k, key] of [['default-user', 'defaultUser'], ['owner', 'owner'], ['group', 'group']] as const) {
     const v = values[k];
     if (v !== undefined) o[key] = v;
+  }
+  for (const [k, key] of [['max-connections', 'maxConnections'], ['idle-timeout-ms', 'idleTimeoutMs'], ['write-timeout-ms', 'writeTimeoutMs']] as const) {
+    const v = values[k];
+    if (v !== undefined) o[key] = positive(v, k);
   }
   return o;
 }

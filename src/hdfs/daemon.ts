@@ -9,9 +9,9 @@ import { AgentReporter } from './agent.js';
 import { Aggregator } from './aggregator.js';
 import { MountSource } from './mount-source.js';
 import { LocalNamespace } from './namespace.js';
-import { startGateway, type Gateway, type GatewayOptions } from './server.js';
+import { startGateway, type Gateway, type GatewayLimits, type GatewayOptions } from './server.js';
 
-export type CommonOptions = Omit<GatewayOptions, 'namespace' | 'extraRoute'> & { listenHost: string; port: number };
+export type CommonOptions = Omit<GatewayOptions, 'namespace' | 'extraRoute'> & GatewayLimits & { listenHost: string; port: number };
 
 export type AgentOptions = CommonOptions & AgentGatewayOptions & ({ stateDir: string; mount?: undefined } | { mount: string; stateDir?: undefined });
 

@@ -10,7 +10,7 @@ import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { loadNative, ZERO_SOURCE, type NativeAddon, type SendToken } from '../fs/index.js';
-import { sendRange, ShortSourceError, sourceHandles } from './reader.js';
+import { segmentAt, sendRange, shortSource, sourceHandles } from './reader.js';
 import type { ComposedFile } from './source.js';
 
 /** bytes per native call: the segment is looked up again between calls (growth, holes filled) */
@@ -71,7 +71,20 @@ export async function sendBody(file: ComposedFile, offset: number, length: numbe
     // the headers must be in the kernel before the body goes out beside Node's stream
     res.flushHeaders();
     await new Promise<void>((resolve, reject) => sock.write(Buffer.alloc(0), (e) => (e ? reject(e) : resolve())));
-    sent = await sendFileRange(zc, file, offset, length, sock);
+    // Node sees no activity on the socket while the native call sends: its idle timer would cut a
+    // slow but moving client. So the call watches for stalls itself: a client that takes no byte
+    // for the write timeout (the server's socket timeout) is cut as the JS path would cut it; one
+    // that stalls for STALL_MS under a longer timeout goes on on the JS path, under the timer again.
+    const timeout = sock.timeout ?? 0;
+    if (timeout) sock.setTimeout(0);
+    let r;
+    try {
+      r = await sendFileRange(zc, file, offset, length, sock, timeout && timeout < STALL_MS ? timeout : STALL_MS);
+    } finally {
+      if (timeout && !sock.destroyed) sock.setTimeout(timeout);
+    }
+    sent = r.sent;
+    if (r.stalled && timeout && timeout <= STALL_MS) sock.destroy();
   } finally {
     sendStats.zeroCopyBytes += sent;
     sendStats.inFlight--;
@@ -80,17 +93,18 @@ export async function sendBody(file: ComposedFile, offset: number, length: numbe
 }
 
 /**
- * sendfile's loop over the segments; returns the bytes sent (fewer: stalled, or the socket closed).
+ * sendfile's loop over the segments; returns the bytes sent (fewer: stalled for `stallMs`, or the socket closed).
  * A shrink of the file (a removal is a shrink to 0) that cuts into the native call in flight cancels
  * it before the shrink's caller goes on (SegmentList.onShrink, sendCancel): no byte of the removed
  * range is sent after the removal was applied. The loop then goes on below the new size, or ends.
  */
-async function sendFileRange(zc: ZeroCopy, file: ComposedFile, offset: number, length: number, sock: Socket): Promise<number> {
+async function sendFileRange(zc: ZeroCopy, file: ComposedFile, offset: number, length: number, sock: Socket, stallMs: number): Promise<{ sent: number; stalled: boolean }> {
   const handles = sourceHandles();
   const end = offset + length;
   let pos = offset;
   /** the call in flight: its token and where its range ends */
   let call: { token: SendToken; end: number } | undefined;
+  let stalled = false;
   const unsubscribe = file.segments.onShrink((size) => {
     let handed = pos;
     if (call && size < call.end) handed += zc.sendCancel(call.token);
@@ -120,7 +134,7 @@ async function sendFileRange(zc: ZeroCopy, file: ComposedFile, offset: number, l
       call = { token, end: pos + n };
       let r;
       try {
-        r = await zc.sendFile(fd, inFd, inOff, n, STALL_MS, token);
+        r = await zc.sendFile(fd, inFd, inOff, n, stallMs, token);
       } catch (e) {
         if (GONE.has((e as NodeJS.ErrnoException).code ?? '')) {
           sock.destroy();
@@ -132,21 +146,14 @@ async function sendFileRange(zc: ZeroCopy, file: ComposedFile, offset: number, l
       }
       pos += r.sent;
       if (r.cancelled) continue; // the file shrank into this call: look the rest up again (or the socket is gone)
-      if (r.eof) throw new ShortSourceError(`${file.sources[seg.source]} ends inside a segment of ${file.name}`);
-      if (r.stalled) break;
+      if (r.eof) throw shortSource(file.sources[seg.source], file);
+      if (r.stalled) { stalled = true; break; }
     }
   } finally {
     unsubscribe();
     await handles.close();
   }
-  return pos - offset;
-}
-
-/** The segment holding `pos`; a file that shrank below it is a short read. */
-function segmentAt(file: ComposedFile, pos: number) {
-  const segs = file.segments;
-  if (pos >= segs.size) throw new ShortSourceError(`${file.name} shrank below ${pos} while being read`);
-  return segs.get(segs.find(pos));
+  return { sent: pos - offset, stalled };
 }
 
 function zeroFd(zc: ZeroCopy): number {

@@ -7,7 +7,7 @@
 // a 307 redirect to the agent that holds the file, as a NameNode redirects to a DataNode.
 
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { sendError, sendJson as sendJsonWith } from '../http/index.js';
 import { accessDenied, badParam, illegalArgument, ioError, notFound, readOnly, unsupported, WebHdfsError } from './errors.js';
 import * as json from './json.js';
@@ -35,12 +35,32 @@ export interface GatewayOptions {
   extraRoute?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => boolean;
   /** OPEN bodies by sendfile(2) when the native addon is there (default true); false: JS buffers */
   zeroCopy?: boolean;
+  /**
+   * who may use this endpoint, decided per connection before any request on it is answered: the
+   * reason for a refusal (403 AccessControlException), or undefined (the panel's gateway checks the
+   * peer's uid on loopback, peer.ts)
+   */
+  admit?: (socket: Socket) => string | undefined;
   log?: (line: string) => void;
 }
+
+/** Bounds of one gateway (docs/security.md); each is an option of `livemr hdfs serve` too. */
+export interface GatewayLimits {
+  /** open connections; one more is closed as it is accepted (default 512) */
+  maxConnections?: number;
+  /** a connection with no request in progress, or whose request headers have not all come, is closed after this (default 30 s) */
+  idleTimeoutMs?: number;
+  /** a response whose client takes no byte for this long is cut (default 60 s) */
+  writeTimeoutMs?: number;
+}
+
+export const GATEWAY_DEFAULTS = { maxConnections: 512, idleTimeoutMs: 30_000, writeTimeoutMs: 60_000 } as const satisfies Required<GatewayLimits>;
 
 export interface Gateway {
   server: http.Server;
   port: number;
+  /** connections closed as they were accepted, over maxConnections */
+  dropped(): number;
   /** http://HOST:PORT */
   url: string;
   close(): Promise<void>;
@@ -117,7 +137,17 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
     return f;
   };
 
+  const admitted = new WeakMap<Socket, string | undefined>();
+  const admit = (req: http.IncomingMessage): void => {
+    if (!opts.admit) return;
+    const sock = req.socket;
+    if (!admitted.has(sock)) admitted.set(sock, opts.admit(sock));
+    const why = admitted.get(sock);
+    if (why !== undefined) throw accessDenied(`Permission denied: ${why}`);
+  };
+
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> => {
+    admit(req);
     // the raw path, not url.pathname: URL parsing would quietly resolve '..' segments
     const rawPath = (req.url ?? '/').split('?')[0]!;
     if (!rawPath.startsWith(PREFIX + '/') && rawPath !== PREFIX) throw notFound(url.pathname);
@@ -263,9 +293,22 @@ export function createHandler(opts: GatewayOptions): http.RequestListener {
 }
 
 /** Starts the endpoint on host:port (port 0: any free port). */
-export async function startGateway(opts: GatewayOptions & { host?: string; port?: number }): Promise<Gateway> {
-  const server = http.createServer(createHandler(opts));
-  server.keepAliveTimeout = 30_000;
+export async function startGateway(opts: GatewayOptions & GatewayLimits & { host?: string; port?: number }): Promise<Gateway> {
+  const lim = { ...GATEWAY_DEFAULTS, ...definedOnly(opts) };
+  // the idle and header deadlines are checked this often
+  const server = http.createServer({ connectionsCheckingInterval: Math.min(30_000, Math.max(100, lim.idleTimeoutMs / 4)) }, createHandler(opts));
+  // a connection over the cap is closed by the listener before Node allocates anything for it
+  server.maxConnections = lim.maxConnections;
+  let dropped = 0;
+  server.on('drop', () => { dropped++; });
+  server.keepAliveTimeout = lim.idleTimeoutMs;
+  server.headersTimeout = lim.idleTimeoutMs;
+  // the whole request too (a read-only endpoint discards bodies: one sent forever must end); a
+  // response's length is the write timeout's business
+  server.requestTimeout = lim.idleTimeoutMs;
+  // socket inactivity: a response whose client takes nothing for this long is cut (sendfile.ts
+  // suspends it while a native call runs, which has its own stall timeout)
+  server.timeout = lim.writeTimeoutMs;
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -278,6 +321,7 @@ export async function startGateway(opts: GatewayOptions & { host?: string; port?
   return {
     server,
     port,
+    dropped: () => dropped,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
@@ -285,6 +329,17 @@ export async function startGateway(opts: GatewayOptions & { host?: string; port?
         server.closeAllConnections();
       }),
   };
+}
+
+function definedOnly(o: GatewayLimits): GatewayLimits {
+  const out: GatewayLimits = {};
+  for (const k of ['maxConnections', 'idleTimeoutMs', 'writeTimeoutMs'] as const) {
+    const v = o[k];
+    if (v === undefined) continue;
+    if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`bad ${k} ${v}`);
+    out[k] = v;
+  }
+  return out;
 }
 
 /** http://ADDR:PORT of the socket `req` arrived on (the local end). */
