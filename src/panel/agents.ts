@@ -4,6 +4,7 @@
 // agent's mount for the agent on this host (the panel's user reads it through the mount's group),
 // else the `webhdfs` endpoint the config names (that host's livemr-gateway).
 import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import type { CompositionInfo } from '../fs/index.js';
 import { LocalNamespace, MountSource, startGateway, type Gateway } from '../hdfs/index.js';
 import { AgentClient, type AgentStatus, type BigLogInfo, type CompositionsEvent, type Logger } from '../host/index.js';
@@ -12,6 +13,8 @@ import type { AgentEndpoint } from './config.js';
 export interface AgentLinkOptions {
   /** where the panel's own gateway listens (agents without `webhdfs`) */
   webhdfsListen: { host: string; port: number };
+  /** who the panel's gateway serves (peer credentials on loopback: the job user, the panel, root) */
+  admit?: (sock: Socket) => string | undefined;
   log: Logger;
 }
 
@@ -91,7 +94,7 @@ export class AgentLink extends EventEmitter<{ change: [] }> {
       const ns = new LocalNamespace(source, { host: st.host, addr: '', url: '' });
       let gateway: Gateway;
       try {
-        gateway = await startGateway({ namespace: ns, host: this.o.webhdfsListen.host, port: this.o.webhdfsListen.port });
+        gateway = await startGateway({ namespace: ns, host: this.o.webhdfsListen.host, port: this.o.webhdfsListen.port, ...(this.o.admit ? { admit: this.o.admit } : {}) });
       } catch (e) {
         source.close();
         throw e;

@@ -4,6 +4,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { writeFileAtomic } from '../durable/index.js';
+import { HttpError } from '../http/index.js';
 
 export const COOKIE = 'livemr_panel';
 
@@ -24,10 +25,17 @@ export function tokenMatches(given: string | undefined, token: string): boolean 
   return timingSafeEqual(a, b);
 }
 
+/** A cookie's value; a value that is not valid percent-encoding is a 401 naming the cookie (was a 500). */
 function cookieValue(req: IncomingMessage, name: string): string | undefined {
   for (const part of String(req.headers.cookie ?? '').split(';')) {
     const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+    if (i > 0 && part.slice(0, i).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(i + 1).trim());
+      } catch {
+        throw new HttpError('unauthorized', `the ${name} cookie is malformed (not percent-encoded): log in again`);
+      }
+    }
   }
   return undefined;
 }

@@ -43,6 +43,8 @@ export interface PanelConfig {
   cacheDecisions?: string;
   /** largest uploaded jar */
   maxJarBytes: number;
+  /** local accounts besides jobUser that may read through the panel's WebHDFS gateway (loopback peer uid) */
+  webhdfsUsers: string[];
 }
 
 function fail(path: string, msg: string): never {
@@ -60,7 +62,7 @@ export function parseAddress(v: unknown, path: string, dflt: string): { host: st
 export function parsePanelConfig(raw: unknown, base = process.cwd()): PanelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('$', 'must be a JSON object');
   const c = raw as Record<string, unknown>;
-  const keys = ['agents', 'listen', 'token', 'stateDir', 'webhdfs', 'yarn', 'hadoopConf', 'jobOutput', 'jobUser', 'jobWorkDir', 'maxQueuedJobs', 'maxJars', 'cacheDecisions', 'maxJarBytes'];
+  const keys = ['agents', 'listen', 'token', 'stateDir', 'webhdfs', 'yarn', 'hadoopConf', 'jobOutput', 'jobUser', 'jobWorkDir', 'maxQueuedJobs', 'maxJars', 'cacheDecisions', 'maxJarBytes', 'webhdfsUsers'];
   if (c.agent !== undefined) fail('$.agent', 'the panel no longer runs its own agent: run livemr-agent with "apiSocket" and list that socket in "agents": [{"socket": ...}] (docs/panel.md)');
   for (const k of Object.keys(c)) if (!keys.includes(k)) fail(`$.${k}`, `unknown key (allowed: ${keys.join(', ')})`);
   if (!Array.isArray(c.agents) || c.agents.length === 0 || c.agents.length > 64) fail('$.agents', 'must be a list of 1-64 agents: [{"socket": "/run/livemr/agent-api.sock"}]');
@@ -87,6 +89,10 @@ export function parsePanelConfig(raw: unknown, base = process.cwd()): PanelConfi
   if (typeof jobUser !== 'string' || !/^[A-Za-z_][A-Za-z0-9._-]{0,31}$/.test(jobUser)) fail('$.jobUser', 'must be a user name');
   const maxJarBytes = c.maxJarBytes ?? 64 * 1024 * 1024;
   if (!Number.isSafeInteger(maxJarBytes) || (maxJarBytes as number) <= 0) fail('$.maxJarBytes', 'must be a positive integer');
+  const webhdfsUsers = c.webhdfsUsers ?? [];
+  if (!Array.isArray(webhdfsUsers) || webhdfsUsers.length > 64 || !webhdfsUsers.every((u) => typeof u === 'string' && /^[A-Za-z_][A-Za-z0-9._-]{0,31}$/.test(u))) {
+    fail('$.webhdfsUsers', 'must be a list of at most 64 user names');
+  }
   const count = (k: string, dflt: number, max: number): number => {
     const v = c[k] ?? dflt;
     if (!Number.isSafeInteger(v) || (v as number) <= 0 || (v as number) > max) fail(`$.${k}`, `must be an integer from 1 to ${max}`);
@@ -107,6 +113,7 @@ export function parsePanelConfig(raw: unknown, base = process.cwd()): PanelConfi
     maxJars: count('maxJars', 32, 4096),
     ...(c.cacheDecisions === undefined ? {} : { cacheDecisions: abs(c.cacheDecisions, '$.cacheDecisions') }),
     maxJarBytes: maxJarBytes as number,
+    webhdfsUsers: webhdfsUsers as string[],
   };
 }
 

@@ -8,19 +8,20 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { LiveMrError } from '../errors/index.js';
-import type { Gateway } from '../hdfs/index.js';
+import { admitLocalUids, type Gateway } from '../hdfs/index.js';
 import { createLogger, type BigLogSource, type Logger } from '../host/index.js';
-import { badRequest, conflict, HttpError, notFound, onlyKeys, readBody, readJson, Router, sendError, sendJson, type Route } from '../http/index.js';
+import { badRequest, conflict, EventStreams, HttpError, notFound, onlyKeys, readBody, readJson, Router, sendError, sendJson, type Route } from '../http/index.js';
 import { loginCookie, logoutCookie, newToken, requestToken, tokenMatches, writeTokenFile } from './auth.js';
 import { readCacheView } from './cache-view.js';
 import type { PanelConfig } from './config.js';
 import { AgentLink } from './agents.js';
 import { buildInventory, consentState, RateTracker, type Inventory } from './inventory.js';
-import { EXAMPLE_PROGRAMS, JarStore, JobRunner, type JobSpec } from './jobs.js';
+import { EXAMPLE_PROGRAMS, JarStore, JobRunner, lookupAccount, type JobSpec } from './jobs.js';
 import { uiAsset, loginPage } from './ui.js';
 
 export const API = '/api/v1';
-const MAX_SSE_CLIENTS = 64;
+/** event streams open at once, and what may wait for one client before it is dropped (docs/security.md) */
+export const EVENT_STREAM_LIMITS = { max: 64, maxQueuedBytes: 8 << 20 };
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const JAR_RE = /^[0-9a-f]{16}$/;
 
@@ -35,8 +36,26 @@ export function checkGuestPath(p: unknown): string {
   return p;
 }
 
+/**
+ * Who may read the local agent's files through the panel's gateway (issue 14 #8): it reads the
+ * mount through the panel user's group, so it must not serve a local user the mount's 0440 refused.
+ * Peer credentials on loopback decide: root, the panel's own account, the job user, and the accounts
+ * of `webhdfsUsers` (e.g. a local YARN NodeManager's).
+ */
+function gatewayUids(cfg: PanelConfig, log: Logger): Set<number> {
+  const uids = new Set<number>([0]);
+  const self = process.getuid?.();
+  if (self !== undefined) uids.add(self);
+  for (const name of [cfg.jobUser, ...cfg.webhdfsUsers]) {
+    const a = lookupAccount(name);
+    if (a) uids.add(a.uid);
+    else log.warn('no such account: it cannot read through the panel\'s WebHDFS gateway', { user: name });
+  }
+  return uids;
+}
+
 export class Panel {
-  private sse = new Set<ServerResponse>();
+  private sse = new EventStreams(EVENT_STREAM_LIMITS);
   private rates = new RateTracker();
   private inventoryTimer?: NodeJS.Timeout;
   private jobsTimer?: NodeJS.Timeout;
@@ -57,7 +76,8 @@ export class Panel {
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
     const token = cfg.token ?? newToken();
     if (!cfg.token) writeTokenFile(join(cfg.stateDir, 'panel.token'), token);
-    const agents = cfg.agents.map((e) => new AgentLink(e, { webhdfsListen: cfg.webhdfs, log: log.child('agent') }));
+    const admit = admitLocalUids(gatewayUids(cfg, log));
+    const agents = cfg.agents.map((e) => new AgentLink(e, { webhdfsListen: cfg.webhdfs, admit, log: log.child('agent') }));
     try {
       await Promise.all(agents.map((a) => a.start()));
       const jars = new JarStore(join(cfg.stateDir, 'jars'), cfg.maxJars);
@@ -139,9 +159,7 @@ export class Panel {
   }
 
   private broadcast(event: string, data: unknown): void {
-    if (!this.sse.size) return;
-    const msg = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const res of this.sse) res.write(msg);
+    this.sse.broadcast(event, data);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -159,15 +177,24 @@ export class Panel {
     const m = req.method ?? 'GET';
     if (p === '/style.css' && m === 'GET') return uiAsset(res, 'style.css');
     if (p === '/login' && m === 'POST') return this.login(req, res);
-    const authed = tokenMatches(requestToken(req), this.token);
+    let authed = false;
+    let badCookie: HttpError | undefined; // 401, never a 500 (issue 14, Low)
+    try {
+      authed = tokenMatches(requestToken(req), this.token);
+    } catch (e) {
+      if (!(e instanceof HttpError)) throw e;
+      badCookie = e;
+    }
     if (!p.startsWith(API)) {
       if (m !== 'GET') throw new HttpError('method-not-allowed', `${m} ${p} is not allowed`);
       if (p === '/logout') return void res.writeHead(303, { location: '/', 'set-cookie': logoutCookie }).end();
-      if (!authed) return loginPage(res, 200);
+      if (badCookie) res.setHeader('set-cookie', logoutCookie);
+      if (!authed) return badCookie ? loginPage(res, 401, 'Your login cookie was malformed; log in again.') : loginPage(res, 200);
       if (p === '/' || p === '/index.html') return uiAsset(res, 'index.html');
       if (p === '/app.js') return uiAsset(res, 'app.js');
       throw notFound(`no page ${p}`);
     }
+    if (badCookie) throw badCookie;
     if (!authed) throw new HttpError('unauthorized', 'send Authorization: Bearer TOKEN (printed at start, in <stateDir>/panel.token)');
     return this.api.dispatch(req, res, url);
   }
@@ -325,14 +352,10 @@ export class Panel {
   }
 
   private events(req: IncomingMessage, res: ServerResponse): void {
-    if (this.sse.size >= MAX_SSE_CLIENTS) throw new HttpError('too-many-streams', 'too many event streams open');
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const send = this.sse.open(req, res);
     send('inventory', this.inventory());
     send('jobs', this.jobs.list());
     send('cache', readCacheView(this.cfg.cacheDecisions));
-    this.sse.add(res);
-    req.on('close', () => this.sse.delete(res));
   }
 
   stop(): Promise<void> {
@@ -340,8 +363,7 @@ export class Panel {
       for (const off of this.offs) off();
       clearTimeout(this.inventoryTimer);
       clearTimeout(this.jobsTimer);
-      for (const res of this.sse) res.end();
-      this.sse.clear();
+      this.sse.endAll();
       await new Promise<void>((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
       await this.jobs.stop();
       await Promise.all(this.agents.map((a) => a.stop()));

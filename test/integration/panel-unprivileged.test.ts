@@ -21,6 +21,8 @@ let agentCfg: AgentConfig;
 let agent: HostAgent | undefined;
 let panelUser: TestUser;
 let jobUser: TestUser;
+/** a local user outside the mount's group */
+let localUser: TestUser;
 let proc: ChildProcess | undefined;
 let url = '';
 let token = '';
@@ -120,6 +122,7 @@ beforeAll(async () => {
   chmodSync(dir, 0o711);
   panelUser = createTestUser('lmrpnl');
   jobUser = createTestUser('lmrjob');
+  localUser = createTestUser('lmrloc');
   writeFileSync(join(dir, 'words.txt'), words, { mode: 0o600 }); // root's: only the agent reads it
   agentCfg = parseConfig({
     mountpoint: join(dir, 'mnt'), stateDir: join(dir, 'state'), runDir: join(dir, 'run'), metrics: null,
@@ -145,7 +148,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
   panelUser?.remove();
   jobUser?.remove();
+  localUser?.remove();
 });
+
+/** Runs a node script as `u` (its own group only, no capabilities); its stdout. */
+const asUser = (u: TestUser, script: string): string =>
+  execFileSync('setpriv', [`--reuid=${u.uid}`, `--regid=${u.gid}`, '--clear-groups', '--inh-caps=-all', '--', process.execPath, '-e', script], { encoding: 'utf8' }).trim();
 
 describe('the panel as an unprivileged process, against an agent it does not embed', () => {
   it('runs as the panel user with no capabilities, and reaches the agent only through the group\'s API socket', () => {
@@ -200,6 +208,35 @@ describe('the panel as an unprivileged process, against an agent it does not emb
     const r = await fetch(`http://${w.host}/webhdfs/v1${w.pathname}?op=OPEN&user.name=alice`);
     expect(r.status).toBe(200);
     expect(await r.text()).toBe(words);
+  });
+
+  it('a local user the mount refuses cannot read through the panel\'s gateway either; the job user can (peer credentials)', async () => {
+    const c = (await call('GET', '/api/v1/inventory')).json.composed.find((x: any) => x.name === 'local-words');
+    const w = new URL(c.webhdfs);
+    const open = `http://${w.host}/webhdfs/v1${w.pathname}?op=OPEN&user.name=alice`;
+    const viaMount = `try { require('fs').readFileSync(${JSON.stringify(join(agentCfg.mountpoint, 'livemr_local-words'))}); console.log('READ'); } catch (e) { console.log(e.code); }`;
+    const viaGateway = `fetch(${JSON.stringify(open)}).then(async (r) => console.log(r.status + ' ' + (await r.text()))).catch((e) => console.log('ERR ' + e.message))`;
+    expect(asUser(localUser, viaMount)).toBe('EACCES');
+    const refused = asUser(localUser, viaGateway);
+    expect(refused).toMatch(/^403 .*AccessControlException/);
+    expect(refused).toContain(`uid ${localUser.uid}`);
+    expect(refused).not.toContain(words.trim());
+    // the job user reads the mount only through the gateway
+    expect(asUser(jobUser, viaMount)).toBe('EACCES');
+    expect(asUser(jobUser, viaGateway)).toBe(`200 ${words.trim()}`);
+  });
+
+  it('a malformed login cookie is a 401 that names it, never a 500', async () => {
+    const bad = { cookie: 'other=%zz; livemr_panel=%E0%A4%A' };
+    const api = await fetch(`${url}/api/v1/inventory`, { headers: bad });
+    expect(api.status).toBe(401);
+    expect((await api.json()).error).toMatchObject({ code: 'unauthorized', message: expect.stringMatching(/livemr_panel cookie is malformed/) });
+    const page = await fetch(`${url}/`, { headers: bad });
+    expect(page.status).toBe(401);
+    expect(page.headers.get('set-cookie')).toMatch(/^livemr_panel=;.*Max-Age=0/);
+    expect(await page.text()).toContain('malformed');
+    // another cookie's bad encoding is not the panel's business
+    expect((await fetch(`${url}/api/v1/inventory`, { headers: { cookie: 'other=%zz', authorization: `Bearer ${token}` } })).status).toBe(200);
   });
 
   it('an agent restart: the panel shows it lost, then back with its files, and serves its mount again', async () => {
