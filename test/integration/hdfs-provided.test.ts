@@ -11,6 +11,8 @@
 //   exported with --allow-growth: growth after the export is not seen (the exported length stays), a
 //   hole the guest filled later is read as the mount has it now (the DataNode reads the mount,
 //   nothing was copied), and a file removed from the mount fails to read instead of returning bytes.
+// - Refreshing, as documented: a new export and a NameNode + DataNode restart on it serve the files
+//   as they are now.
 import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -248,4 +250,19 @@ describe('livemr hdfs export → NameNode + DataNode with a PROVIDED volume on t
     expect(closed!.err).toMatch(/BlockMissingException|Could not obtain block|No live nodes/);
     expect(fs.readFileSync(cluster!.log, 'utf8')).toMatch(/InvalidPathHandleException: Content changed/);
   }, 240_000);
+
+  it('refresh: a new export and a NameNode + DataNode restart on it serve the changed files as they are now', async () => {
+    await cluster!.stop();
+    cluster = undefined;
+    const r = await promisify(execFile)(process.execPath, [cli, 'hdfs', 'export', '--mount', mnt, '--out', path.join(dir, 'export2'), '--block-size', '1m', 'closed', 'growing', '--json'], { encoding: 'utf8' });
+    const again = JSON.parse(r.stdout) as ExportResult;
+    expect(again.blockPoolId).not.toBe(exp.blockPoolId);
+    spawnSync('chown', ['-R', `${user!.uid}:${user!.gid}`, again.nameDir]);
+    cluster = await startProvided({ user: user!, settings: again.settings });
+    const [ls, closed, growing] = await fsShell([['-ls', `${cluster.fs}/`], ['-cat', uri('closed')], ['-cat', uri('growing')]], {}, 'alice');
+    expect(ok(ls!).toString().trim().split('\n').filter((l) => l.startsWith('-')).map((l) => l.split('/').pop())).toEqual(['livemr_closed', 'livemr_growing']);
+    expect(ok(closed!).equals(fs.readFileSync(path.join(mnt, 'livemr_closed')))).toBe(true);
+    expect(ok(growing!).equals(fs.readFileSync(path.join(mnt, 'livemr_growing')))).toBe(true);
+    expect(ok(growing!).length).toBe(expected(specs.growing!).length + 700_000);
+  }, 300_000);
 });
