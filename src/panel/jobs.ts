@@ -21,7 +21,7 @@ import {
   readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { basename, join } from 'node:path';
-import { hadoopInstall, progressLog4jText } from './hadoop.js';
+import { hadoopInstall, jobHistoryAddress, progressLog4jText } from './hadoop.js';
 import { writeFileAtomic } from '../durable/index.js';
 
 /** Programs of hadoop-mapreduce-examples that take `IN... OUT` (grep takes a regex after them). */
@@ -58,6 +58,23 @@ export interface JobRecord extends JobSpec {
   message?: string;
   /** where the map tasks ran relative to their splits' block hosts (the job's counters) */
   locality?: { launchedMaps: number; dataLocalMaps: number; rackLocalMaps: number; otherLocalMaps: number };
+  /** a YARN job as the cluster's JobHistoryServer reports it (its REST API), once it has the job */
+  history?: JobHistory;
+  /** why `history` is missing (no JobHistoryServer configured, or it did not know the job in time) */
+  historyMessage?: string;
+}
+
+/** From the JobHistoryServer's REST API (/ws/v1/history/mapreduce/jobs/{id}, .../counters, .../tasks). */
+export interface JobHistory {
+  /** the job's resource on the JobHistoryServer */
+  url: string;
+  state: string;
+  maps: { total: number; completed: number };
+  reduces: { total: number; completed: number };
+  /** counter group → counter → total (e.g. org.apache.hadoop.mapreduce.JobCounter → DATA_LOCAL_MAPS) */
+  counters: Record<string, Record<string, number>>;
+  /** each map task's successful attempt (else its last): the NodeManager host it ran on, its rack and container */
+  mapTasks: { task: string; attempt: string; state: string; host: string; rack: string; container: string }[];
 }
 
 /** Job counter lines (as the job client prints them at the end) behind JobRecord.locality. */
@@ -131,6 +148,12 @@ export interface JobRunnerOptions {
    *  tasks do not run as the job user, so they cannot write its sandbox. Output previews are local only. */
   outputBase?: string;
   timeoutMs?: number;
+  /** with `yarn`: extra flags for the job client's JVM, e.g. -Djdk.net.hosts.file=… where the
+   *  cluster's host names (the NodeManagers, which host the job's ApplicationMaster) are not in DNS */
+  jvmOptions?: string[];
+  /** with `yarn`: how long to wait for the JobHistoryServer (hadoopConf's mapreduce.jobhistory.webapp.address)
+   *  to know a finished job (default 120 s) */
+  historyTimeoutMs?: number;
   /** queued jobs (besides the running one); more are refused */
   maxQueued?: number;
   /** for tests: the account lookup */
@@ -178,6 +201,8 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
   private queue: string[] = [];
   private child?: { id: string; proc: ChildProcess };
   private closed = false;
+  /** JobHistoryServer look-ups in flight, aborted by stop() */
+  private readonly lookups = new Set<AbortController>();
   private readonly account?: JobAccount;
   /** why jobs cannot start here (no such account, the panel cannot switch users) */
   readonly unavailable?: string;
@@ -290,6 +315,7 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
 
   async stop(): Promise<void> {
     this.closed = true;
+    for (const a of this.lookups) a.abort();
     for (const id of this.queue.splice(0)) this.finish(this.jobs.get(id)!, 'cancelled', 'the panel stopped');
     const c = this.child;
     if (c) {
@@ -350,7 +376,8 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
       // the local runner stages under /tmp/hadoop/mapred/staging unless told: a directory shared by
       // every job user, owned by whichever ran first, so the next user's job cannot submit
       : ['-Dmapreduce.framework.name=local', `-Dmapreduce.jobtracker.staging.root.dir=${join(box, 'tmp', 'staging')}`])];
-    const jvm = ['-Xmx512m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', `-Djava.io.tmpdir=${join(box, 'tmp')}`, `-Dlog4j.configuration=file:${join(box, 'log4j.properties')}`];
+    const jvm = ['-Xmx512m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', `-Djava.io.tmpdir=${join(box, 'tmp')}`, `-Dlog4j.configuration=file:${join(box, 'log4j.properties')}`,
+      ...(this.o.yarn ? this.o.jvmOptions ?? [] : [])];
     const ins = j.inputs.map((i) => i.uri);
     const out = this.o.outputBase ? j.output : `file://${join(box, 'output')}`;
     if (j.program === 'jar') {
@@ -456,8 +483,79 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
         this.finish(j, 'failed', j.message ?? (err?.trim() || `java exited with ${code ?? signal}`));
       }
       this.tails.delete(id);
+      if (this.o.yarn && j.hadoopJobId) void this.history(j);
       this.next();
     });
+  }
+
+  /**
+   * Asks the cluster's JobHistoryServer about a finished YARN job until it knows it (the
+   * ApplicationMaster hands the job's history over as it exits, after the client saw it finish),
+   * then records what it says: state, task counts, counters, where each map ran.
+   */
+  private async history(j: JobRecord): Promise<void> {
+    const addr = this.o.hadoopConf ? jobHistoryAddress(this.o.hadoopConf) : undefined;
+    if (!addr) {
+      j.historyMessage = 'no JobHistoryServer: hadoopConf names no mapreduce.jobhistory.webapp.address';
+      return this.save(j);
+    }
+    const base = `http://${addr}/ws/v1/history/mapreduce/jobs/${encodeURIComponent(j.hadoopJobId!)}`;
+    const abort = new AbortController();
+    this.lookups.add(abort);
+    const get = async (url: string): Promise<{ status: number; body: unknown }> => {
+      const r = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.any([abort.signal, AbortSignal.timeout(15_000)]) });
+      return { status: r.status, body: r.ok ? await r.json() : await r.text() };
+    };
+    const deadline = Date.now() + (this.o.historyTimeoutMs ?? 120_000);
+    let last: string | undefined;
+    try {
+      for (;;) {
+        try {
+          const r = await get(base);
+          if (r.status === 200) {
+            j.history = await this.readHistory(base, (r.body as { job: HsJob }).job, get);
+            delete j.historyMessage;
+            return this.save(j);
+          }
+          last = `${r.status} ${String(r.body).slice(0, 300)}`;
+        } catch (e) {
+          if (abort.signal.aborted) return;
+          last = (e as Error).message;
+        }
+        if (Date.now() > deadline) {
+          j.historyMessage = `the JobHistoryServer at ${addr} did not report ${j.hadoopJobId}: ${last}`;
+          return this.save(j);
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+        if (abort.signal.aborted) return;
+      }
+    } finally {
+      this.lookups.delete(abort);
+    }
+  }
+
+  private async readHistory(base: string, job: HsJob, get: (url: string) => Promise<{ status: number; body: unknown }>): Promise<JobHistory> {
+    const ok = async <T>(url: string): Promise<T> => {
+      const r = await get(url);
+      if (r.status !== 200) throw new Error(`${url}: ${r.status} ${String(r.body).slice(0, 300)}`);
+      return r.body as T;
+    };
+    const counters: JobHistory['counters'] = {};
+    const c = await ok<{ jobCounters: { counterGroup?: { counterGroupName: string; counter?: { name: string; totalCounterValue: number }[] }[] } }>(`${base}/counters`);
+    for (const g of c.jobCounters.counterGroup ?? []) counters[g.counterGroupName] = Object.fromEntries((g.counter ?? []).map((x) => [x.name, x.totalCounterValue]));
+    const tasks = await ok<{ tasks: { task?: { id: string; successfulAttempt?: string }[] } | null }>(`${base}/tasks?type=m`);
+    const mapTasks: JobHistory['mapTasks'] = [];
+    for (const t of tasks.tasks?.task ?? []) {
+      const a = await ok<{ taskAttempts: { taskAttempt?: HsAttempt[] } | null }>(`${base}/tasks/${encodeURIComponent(t.id)}/attempts`);
+      const all = a.taskAttempts?.taskAttempt ?? [];
+      const at = all.find((x) => x.id === t.successfulAttempt) ?? all[all.length - 1];
+      if (!at) continue;
+      mapTasks.push({ task: t.id, attempt: at.id, state: at.state, host: at.nodeHttpAddress?.replace(/:\d+$/, '') ?? '', rack: at.rack ?? '', container: at.assignedContainerId ?? '' });
+    }
+    return {
+      url: base, state: job.state, maps: { total: job.mapsTotal, completed: job.mapsCompleted },
+      reduces: { total: job.reducesTotal, completed: job.reducesCompleted }, counters, mapTasks,
+    };
   }
 
   private finish(j: JobRecord, state: JobState, message: string): void {
@@ -474,6 +572,10 @@ export class JobRunner extends EventEmitter<{ change: [JobRecord] }> {
     this.emit('change', j);
   }
 }
+
+/** The fields the panel reads of the JobHistoryServer's job and task attempt resources. */
+interface HsJob { state: string; mapsTotal: number; mapsCompleted: number; reducesTotal: number; reducesCompleted: number }
+interface HsAttempt { id: string; state: string; nodeHttpAddress?: string; rack?: string; assignedContainerId?: string }
 
 /** Up to `room` bytes of a file that is a plain file with one link when opened (no symlink, FIFO or hard link). */
 function readPlain(file: string, room: number): { data: string; more: boolean } | undefined {

@@ -6,7 +6,10 @@
 //   (the job's own code) do too. The cached jars sit under root's home, so they are hard-linked (or
 //   copied) into the work directory (0755: job clients of another account read its conf and jars).
 // - Loopback only: a JVM hosts file (-Djdk.net.hosts.file) maps localhost and this host's name to
-//   127.0.0.1, for the cluster and every container JVM; the NodeManagers register as `localhost`.
+//   127.0.0.1, for the cluster and every container JVM; the NodeManagers register as `localhost`,
+//   unless `nodeHosts` names one host per NodeManager: NodeManager i then listens on 127.0.0.(2+i),
+//   which the hosts file names nodeHosts[i], and registers under that name (no /etc/hosts change;
+//   clients that talk to the job's ApplicationMaster need `jvm`, which carries the hosts file).
 // - Lean memory for 2 cores / 24 GiB: one 768 MiB JVM for the daemons, 512 MiB containers.
 // - Never left running: the cluster stops when its stdin closes (stop(), or this process dying);
 //   stop() then kills by PID what is left (the JVM, containers whose command line names the work dir).
@@ -32,6 +35,8 @@ export interface Cluster {
   rmWeb: string;
   /** NodeManager ids, host:port */
   nodes: string[];
+  /** NodeManager ids by index (NodeManager i's local and log directories, under `work`, end in -localDir-nm-i_N / -logDir-nm-i_N) */
+  nodeManagers: string[];
   /** a $HADOOP_CONF_DIR for clients: the cluster's live configuration */
   confDir: string;
   /** java -cp for clients: confDir, log4j, every cluster jar */
@@ -59,7 +64,10 @@ function pidsMentioning(needle: string): number[] {
   return out;
 }
 
-export async function startCluster(opts: { nodeManagers?: number; conf?: Record<string, string>; timeoutMs?: number } = {}): Promise<Cluster> {
+export async function startCluster(opts: { nodeManagers?: number; nodeHosts?: string[]; conf?: Record<string, string>; timeoutMs?: number } = {}): Promise<Cluster> {
+  const nms = opts.nodeHosts?.length ?? opts.nodeManagers ?? 1;
+  if (opts.nodeHosts && opts.nodeManagers !== undefined && opts.nodeManagers !== nms) throw new Error('nodeHosts names one host per NodeManager');
+  if (nms > 250) throw new Error('at most 250 NodeManagers (127.0.0.2-251)');
   const r = execFileSync('bash', [path.join(root, 'scripts/build-native-hadoop.sh'), '--print', 'cluster'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   const cache = r.trim();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-yarn-'));
@@ -89,7 +97,7 @@ export async function startCluster(opts: { nodeManagers?: number; conf?: Record<
       }
     }
     fs.rmSync(path.join(work, 'conf', 'core-site.xml')); // the cluster writes the live one
-    fs.writeFileSync(path.join(work, 'hosts'), `127.0.0.1 localhost ${os.hostname()}\n`);
+    fs.writeFileSync(path.join(work, 'hosts'), `127.0.0.1 localhost ${os.hostname()}\n${(opts.nodeHosts ?? []).map((h, i) => `127.0.0.${2 + i} ${h}\n`).join('')}`);
     const jars = path.join(work, 'jars');
     const jvm = [`-Djdk.net.hosts.file=${path.join(work, 'hosts')}`, ...ADD_OPENS];
     const task = ['-Xmx300m', '-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', ...jvm].join(' ');
@@ -118,6 +126,7 @@ export async function startCluster(opts: { nodeManagers?: number; conf?: Record<
       'dfs.replication': '1',
       'yarn.timeline-service.enabled': 'false',
       'hadoop.tmp.dir': path.join(work, 'tmp'),
+      ...(opts.nodeHosts ? { 'livemr.nodemanager.hosts': opts.nodeHosts.join(',') } : {}),
       ...opts.conf,
     };
     execFileSync('chown', ['-R', `${uid}:${gid}`, work]);
@@ -125,7 +134,7 @@ export async function startCluster(opts: { nodeManagers?: number; conf?: Record<
     const log = path.join(work, 'cluster.log');
     const logFd = fs.openSync(log, 'w');
     child = spawn('java', ['-Xmx768m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', ...jvm, '-cp', `${path.join(work, 'conf')}:${path.join(work, 'classes')}:${jars}/*`,
-      'LiveMRCluster', work, String(opts.nodeManagers ?? 1), ...Object.entries(conf).map(([k, v]) => `${k}=${v}`)], {
+      'LiveMRCluster', work, String(nms), ...Object.entries(conf).map(([k, v]) => `${k}=${v}`)], {
       cwd: work, uid, gid, stdio: ['pipe', 'pipe', logFd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work, LANG: 'C.UTF-8' },
     });
     fs.closeSync(logFd);
@@ -150,7 +159,7 @@ export async function startCluster(opts: { nodeManagers?: number; conf?: Record<
     const confDir = path.join(work, 'conf');
     return {
       fs: String(ready.fs), rm: String(ready.rm), jhsWeb: String(ready.jhsWeb), rmWeb: String(ready.rmWeb),
-      nodes: ready.nodes as string[], confDir, classpath: `${confDir}:${jars}/*`, jvm, work, user: user.name, log, stop,
+      nodes: ready.nodes as string[], nodeManagers: ready.nodeManagers as string[], confDir, classpath: `${confDir}:${jars}/*`, jvm, work, user: user.name, log, stop,
     };
   } catch (e) {
     await stop();
