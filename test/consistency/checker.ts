@@ -69,6 +69,8 @@ export interface Report {
   untoldCuts: number;
   /** agent restarts in the history */
   restarts: number;
+  /** reads that returned on a descriptor opened before the host published the removal of its file (EOF fine, data d-removed; the EIO the product gives is the reader's count) */
+  heldAcrossRemoval: number;
   /** foreign bytes seen inside the documented truncate/unlink window (allowed, counted) */
   windowForeign: number;
   /** guest truncate/unlink → host published it: the largest seen (ms) */
@@ -123,7 +125,10 @@ export class Checker {
   private readonly notAppend = new Set<number>();
   private readonly bindings = new Map<string, Binding[]>();
   /** byte ranges the guest freed: truncated away, unlinked, or replaced by a rename over the file's name */
-  private readonly frees: { o: Op; key: number; from: number; to: number }[] = [];
+  private readonly frees: { o: Op; key: number; from: number; to: number; kind: 'end' | 'cut' | 'punch' }[] = [];
+  /** each key's punched holes, matched to its shrinks (remaps) in order like cuts */
+  private readonly punchesByKey = new Map<number, Op[]>();
+  private readonly punchToldAt = new WeakMap<Op, number>();
   private readonly timeline = new Map<number, { t: number; size: number }[]>();
   private readonly seen = new Map<string, { k: number; g: number; max: number }>();
   /** host events by path, in time order: shrinks and removals (`ended`), and shows with removals (`shown`) */
@@ -149,7 +154,7 @@ export class Checker {
   constructor(private readonly opts: CheckerOptions, private clock: Clock) {
     this.r = {
       reads: 0, bytes: 0, readsByKind: {}, evidence: [], maxStalenessMs: 0, p50StalenessMs: 0, p99StalenessMs: 0, staleReads: 0,
-      windowForeign: 0, maxShrinkLagMs: 0, staleRuns: 0, maxStaleValueMs: 0, windowShrink: 0, windowEnded: 0, untoldCuts: 0, restarts: 0, ops: 0, modelMismatches: [],
+      windowForeign: 0, maxShrinkLagMs: 0, staleRuns: 0, maxStaleValueMs: 0, windowShrink: 0, windowEnded: 0, untoldCuts: 0, restarts: 0, heldAcrossRemoval: 0, ops: 0, modelMismatches: [],
       violations: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
       violatingBytes: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<ViolationKind, number>,
     };
@@ -281,7 +286,7 @@ export class Checker {
     }
     for (const c of this.cuts) {
       const path = this.pathOf(c.key, c.o.h0);
-      if (path !== undefined && c.o.h1 <= until && this.shownAt(path, c.key, c.o.h0) && !this.told(path, c.key, c.o, Infinity)) this.r.untoldCuts++;
+      if (path !== undefined && c.o.h1 <= until && this.shownAt(path, c.key, c.o.h0) && !this.toldCut(path, c.key, c.o, Infinity)) this.r.untoldCuts++;
     }
   }
 
@@ -353,7 +358,7 @@ export class Checker {
       return;
     }
     if (op.op === 'rename') {
-      for (const b of this.bindings.get(op.to) ?? []) if (b.to === Infinity && b.key !== op.key) { this.freed(o, b.key, 0, this.latest.get(b.key)?.size ?? 0); this.ends.push({ o, key: b.key, path: op.to }); }
+      for (const b of this.bindings.get(op.to) ?? []) if (b.to === Infinity && b.key !== op.key) { this.freed(o, b.key, 0, this.latest.get(b.key)?.size ?? 0, 'end'); this.ends.push({ o, key: b.key, path: op.to }); }
       if ((this.bindings.get(op.from) ?? []).some((b) => b.to === Infinity && b.key === op.key)) this.ends.push({ o, key: op.key, path: op.from });
       unbind(op.from, op.key);
       unbind(op.to);
@@ -363,7 +368,7 @@ export class Checker {
     if (op.op === 'unlink') {
       if ((this.bindings.get(op.path) ?? []).some((b) => b.to === Infinity && b.key === op.key)) this.ends.push({ o, key: op.key, path: op.path });
       unbind(op.path, op.key);
-      this.freed(o, op.key, 0, this.latest.get(op.key)?.size ?? 0);
+      this.freed(o, op.key, 0, this.latest.get(op.key)?.size ?? 0, 'end');
       return;
     }
     const m = this.latest.get(op.key);
@@ -382,11 +387,17 @@ export class Checker {
     } else if (op.op === 'punch') {
       this.notAppend.add(op.key);
       const e = Math.min(m.size, op.off + op.len);
-      if (e > op.off) { this.freed(o, op.key, op.off, e); m.put(op.off, e, 0, 0); }
+      if (e > op.off) {
+        this.freed(o, op.key, op.off, e, 'punch');
+        m.put(op.off, e, 0, 0);
+        const l = this.punchesByKey.get(op.key) ?? [];
+        l.push(o);
+        this.punchesByKey.set(op.key, l);
+      }
     } else if (op.op === 'trunc') {
       this.notAppend.add(op.key);
       if (op.size < m.size) {
-        this.freed(o, op.key, op.size, m.size);
+        this.freed(o, op.key, op.size, m.size, 'cut');
         this.cuts.push({ o, key: op.key });
         const l = this.cutsByKey.get(op.key) ?? [];
         l.push(o);
@@ -401,8 +412,8 @@ export class Checker {
     size(op.key, m);
   }
 
-  private freed(o: Op, key: number, from: number, to: number): void {
-    this.frees.push({ o, key, from, to });
+  private freed(o: Op, key: number, from: number, to: number, kind: 'end' | 'cut' | 'punch'): void {
+    this.frees.push({ o, key, from, to, kind });
     if (this.frees.length > 20_000) this.frees.splice(0, 10_000);
   }
 
@@ -475,6 +486,18 @@ export class Checker {
     return t < s;
   }
 
+  /** A punched hole's shrink (the remap from its first byte, or a withdrawal) published after it ended, before `s`, matched in order with the file's other cuts and punches. */
+  private toldPunch(path: string, key: number, o: Op, s: number): boolean {
+    let t = this.punchToldAt.get(o);
+    if (t === undefined) {
+      const evs = (this.ended.get(path) ?? []).filter((e) => this.concerns(e, key)).map((e) => e.t);
+      const others = [...(this.punchesByKey.get(key) ?? []), ...(this.cutsByKey.get(key) ?? [])].filter((x) => x !== o).map((x) => x.h0);
+      t = this.matchTold(o.h0, o.h1, others, evs);
+      if (t !== Infinity) this.punchToldAt.set(o, t);
+    }
+    return t < s;
+  }
+
   /**
    * When the host published the end that began at `h0` (ended by `h1`): ends at one path reach the
    * host in order, each published once at most (two seen in one look, once), so an event after it
@@ -503,7 +526,9 @@ export class Checker {
     let hit: 'told' | undefined;
     for (const f of this.frees) {
       if (f.o.h0 > e || !keys.includes(f.key) || f.from >= b || f.to <= a) continue;
-      if (!this.told(path, f.key, f.o, s)) return 'open';
+      // a truncate's or punch's window ends with its own shrink, which may come after an earlier one's
+      const told = f.kind === 'cut' ? this.toldCut(path, f.key, f.o, s) : f.kind === 'punch' ? this.toldPunch(path, f.key, f.o, s) : this.told(path, f.key, f.o, s);
+      if (!told) return 'open';
       hit = 'told';
     }
     return hit;
@@ -525,6 +550,11 @@ export class Checker {
 
   /** Has the host published the end of binding `b` (its removal from `path`, or a restart) before `s`? */
   private toldEnd(path: string, b: Binding, s: number): boolean {
+    return this.endTold(path, b) < s;
+  }
+
+  /** When the host published the end of binding `b` (Infinity: not yet). */
+  private endTold(path: string, b: Binding): number {
     let t = this.endToldAt.get(b);
     if (t === undefined) {
       const removals = (this.ended.get(path) ?? []).filter((e) => e.kind === 'remove');
@@ -537,7 +567,7 @@ export class Checker {
       t = Math.min(own?.t ?? Infinity, this.matchTold(b.endH0, b.to, others, anon));
       if (t !== Infinity) this.endToldAt.set(b, t);
     }
-    return t < s;
+    return t;
   }
 
   /** Keys once at `path` whose end the host had published before `s`: their bytes must not be served there (d-removed). */
@@ -571,6 +601,11 @@ export class Checker {
     this.r.bytes += r.data.length;
     this.r.readsByKind[r.kind] = (this.r.readsByKind[r.kind] ?? 0) + 1;
     const n = r.data.length;
+    // case 2's coverage: a read on a descriptor opened before the host published the end of the file it showed
+    if (r.opened !== undefined) {
+      const opened = r.opened;
+      if ((this.bindings.get(r.path) ?? []).some((b) => b.from <= opened && b.to !== Infinity && b.to >= opened - this.opts.windowMs && ((t) => t > opened && t < r.s)(this.endTold(r.path, b)))) this.r.heldAcrossRemoval++;
+    }
     // tail's chunks are stamped when they arrive, not when tail read them; tail follows only
     // append-only files, whose bytes never change: any file that was at the path will do
     const cands = r.kind === 'tail' ? this.boundKeys(r.path, -Infinity, r.e) : this.candidates(r.path, r.s, r.e);
@@ -891,7 +926,7 @@ export function formatReport(r: Report): string {
     `reads checked ${r.reads} (${Object.entries(r.readsByKind).map(([k, v]) => `${k} ${v}`).join(', ')}), bytes checked ${r.bytes}, guest ops ${r.ops}`,
     `violations: ${KINDS.reduce((s, k) => s + r.violations[k], 0)} — ${kinds}`,
     `staleness at EOF: max ${r.maxStalenessMs.toFixed(0)} ms, p50 ${r.p50StalenessMs.toFixed(0)} ms, p99 ${r.p99StalenessMs.toFixed(0)} ms (${r.staleReads} stale reads${r.stalest ? `; stalest: ${r.stalest}` : ''}); largest shrink/unlink→host lag ${r.maxShrinkLagMs.toFixed(0)} ms; inside the truncate/unlink window (host not told yet): foreign ${r.windowForeign}, past the new size ${r.windowShrink}, reads of a file renamed away, unlinked or revoked ${r.windowEnded}`,
-    `agent restarts ${r.restarts}; truncates whose shrink the host never published ${r.untoldCuts}`,
+    `agent restarts ${r.restarts}; reads on a descriptor held across its file's removal ${r.heldAcrossRemoval}; truncates whose shrink the host never published ${r.untoldCuts}`,
     `stale zeros (a hole the guest wrote more than W before, not shown yet): ${r.staleRuns} runs, oldest ${r.maxStaleValueMs.toFixed(0)} ms${r.stalestValue ? ` (${r.stalestValue})` : ''}`,
   ];
   if (r.modelMismatches.length) lines.push(`MODEL MISMATCH (workload log ≠ guest files): ${r.modelMismatches.join('; ')}`);

@@ -46,6 +46,8 @@ export interface ReadRecord {
   eof: boolean;
   s: number;
   e: number;
+  /** `hold`: when the descriptor was opened */
+  opened?: number;
 }
 
 /**

@@ -8,6 +8,7 @@
 // one ended: `lowWater()` bounds the start of every read not yet recorded.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Rng } from '../../src/cache/rng.js';
 import { compositionName, unescapePath } from '../../src/host/naming.js';
@@ -35,8 +36,11 @@ export interface Readers {
   lowWater(): number;
   stop(): Promise<void>;
   stats(): { mmapRestarts: number; errors: number; errorSamples: string[]; holdEnded: number };
-  /** while on (an agent restart: no mount), reader errors are not counted */
-  quiet(on: boolean): void;
+  /**
+   * while on (an agent restart: no mount), reader errors are not counted and `hold` keeps no
+   * descriptor; resolves once it has closed them
+   */
+  quiet(on: boolean): Promise<void>;
 }
 
 const MMAP_PY = String.raw`
@@ -90,6 +94,7 @@ export function startReaders(o: ReadersOptions): Readers {
   let mmapRestarts = 0;
   let holdEnded = 0;
   let quiet = false;
+  let holding = false; // the hold reader has descriptors open
   const errorSamples: string[] = [];
   const fail = (msg: string) => {
     if (quiet) return;
@@ -100,9 +105,9 @@ export function startReaders(o: ReadersOptions): Readers {
   const loops: Promise<void>[] = [];
   const children: ChildProcess[] = [];
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const rec = (reader: string, kind: ReaderKind, name: string, off: number, data: Buffer, eof: boolean, s: number, e: number) => {
+  const rec = (reader: string, kind: ReaderKind, name: string, off: number, data: Buffer, eof: boolean, s: number, e: number, opened?: number) => {
     if (kind !== 'tail') marks.set(reader, e); // a tail chunk is stamped on arrival: none can start before now
-    o.record({ reader, kind, path: pathOf(name), off, data, eof, s, e });
+    o.record({ reader, kind, path: pathOf(name), off, data, eof, s, e, ...(opened === undefined ? {} : { opened }) });
   };
   const names = async () => (await fsp.readdir(o.mount)).filter((n) => n.startsWith(prefix));
 
@@ -171,37 +176,48 @@ export function startReaders(o: ReadersOptions): Readers {
     else if (res.status !== 404 && res.status !== 403) fail(`webhdfs ${res.status}: ${data.toString().slice(0, 200)}`); // 404 removed, 403 offset past a shrunk end
   });
 
-  // hold: one descriptor open for 0.5-3.5 s, preads on it every 20-100 ms — the same range again now
-  // and then (its pages cached) — preferring files that get removed, revoked or replaced
+  // hold: a descriptor open on every file that gets removed, revoked, replaced or cut (and one
+  // other) for 3-6 s, a pread on one of them every 10-50 ms — the same range again now and then (its
+  // pages cached); a descriptor whose file was removed (EIO) is closed, the others go on
   const r6 = new Rng(o.seed + 6);
   const risky = /_(revoke\.log|churn--\d\.bin|cp\.log\.1|app\.log(\.1)?|trunc\.log)$/;
+  const gone = (e: unknown) => ['EIO', 'ENOENT', 'ENOTCONN', 'ESTALE'].includes((e as NodeJS.ErrnoException).code ?? '');
   loop('hold', r6, async (any) => {
-    const l = (await names()).filter((n) => risky.test(n));
-    const name = l.length && r6.next() < 0.7 ? l[r6.int(l.length)]! : any;
-    const fh = await fsp.open(join(o.mount, name), 'r');
+    holding = true;
+    const held: { name: string; fh: FileHandle; opened: number; last?: { off: number; len: number } }[] = [];
     try {
-      const until = hostNow() + 500 + r6.int(3000);
-      let last: { off: number; len: number } | undefined;
-      while (hostNow() < until && !stopping) {
+      for (const name of new Set([...(await names()).filter((n) => risky.test(n)), any])) {
+        const opened = hostNow();
+        if (quiet) break;
+        try { held.push({ name, fh: await fsp.open(join(o.mount, name), 'r'), opened }); } catch (e) { if (!gone(e)) throw e; }
+      }
+      const until = hostNow() + 3000 + r6.int(3000);
+      while (held.length && hostNow() < until && !stopping && !quiet) {
+        const i = r6.int(held.length);
+        const h = held[i]!;
         const s = hostNow();
-        const size = (await fh.stat()).size;
-        if (size > 0) {
-          const { off, len } = last && r6.next() < 0.3 ? last : { off: offsetIn(r6, size), len: lenFor(r6) };
-          last = { off, len };
-          const buf = Buffer.alloc(len);
-          const { bytesRead } = await fh.read(buf, 0, len, off);
-          rec('hold', 'hold', name, off, buf.subarray(0, bytesRead), bytesRead < len, s, hostNow());
+        try {
+          const size = (await h.fh.stat()).size;
+          if (size > 0) {
+            const { off, len } = h.last && r6.next() < 0.3 ? h.last : { off: offsetIn(r6, size), len: lenFor(r6) };
+            h.last = { off, len };
+            const buf = Buffer.alloc(len);
+            const { bytesRead } = await h.fh.read(buf, 0, len, off);
+            rec('hold', 'hold', h.name, off, buf.subarray(0, bytesRead), bytesRead < len, s, hostNow(), h.opened);
+          }
+        } catch (e) {
+          // its file was removed (EIO on the open handle) or the mount went away (a restart): expected
+          if (!gone(e)) throw e;
+          holdEnded++;
+          held.splice(i, 1);
+          await h.fh.close().catch(() => {});
         }
-        await sleep(20 + r6.int(80));
+        await sleep(10 + r6.int(40));
         marks.set('hold', Math.max(marks.get('hold')!, hostNow() - 1));
       }
-    } catch (e) {
-      // the file was removed (EIO on the open handle) or the mount went away (a restart): expected
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EIO' || code === 'ENOENT' || code === 'ENOTCONN' || code === 'ESTALE') holdEnded++;
-      else throw e;
     } finally {
-      await fh.close().catch(() => {});
+      await Promise.all(held.map((h) => h.fh.close().catch(() => {})));
+      holding = false;
     }
   });
 
@@ -271,7 +287,10 @@ export function startReaders(o: ReadersOptions): Readers {
   return {
     lowWater: () => Math.min(...marks.values()),
     stats: () => ({ mmapRestarts, errors, errorSamples, holdEnded }),
-    quiet(on: boolean) { quiet = on; },
+    async quiet(on: boolean) {
+      quiet = on;
+      for (let i = 0; on && holding && i < 250; i++) await sleep(20);
+    },
     async stop() {
       stopping = true;
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');

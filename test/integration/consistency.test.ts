@@ -1,6 +1,6 @@
 // LiveMR's first promise, checked as a history (docs/consistency.md): a real guest writes files on
-// three data disks (whole-disk ext4, ext4 on a partition, ext4 in a raw offset/size window of a
-// larger file) in every way a log or data file is written (appends 1 B–1 MiB with and without
+// four data disks (whole-disk ext4, ext4 on a partition, ext4 in a raw offset/size window of a
+// larger file, ext4 on a qcow2 disk whose discards free clusters — zeros written, holes punched, fstrim) in every way a log or data file is written (appends 1 B–1 MiB with and without
 // fsync, O_DIRECT, sparse writes, fallocate, truncate+regrow, rotation by rename and copytruncate,
 // unlink and block reuse, consent revoked, a name the host must refuse in a batch with other
 // files' truncates and removals) while host readers read the FUSE mount (read, pread, mmap,

@@ -454,6 +454,8 @@ describe('history checker', () => {
       const after = read(R, 4096, pattern(4, 0, 4096, 1000), 1101, 1102, { kind: 'hold', reader: 'hold', eof: false });
       expect(total(check(h, [before], [gone]))).toBe(0);
       expect(check(h, [after], [gone]).violations['d-removed']).toBe(1);
+      expect(check(h, [{ ...after, opened: 900 }], [gone]).heldAcrossRemoval).toBe(1);
+      expect(check(h, [{ ...after, opened: 1100.5 }], [gone]).heldAcrossRemoval).toBe(0); // opened after the removal
       // EOF (no bytes) is what it must return
       expect(total(check(h, [read(R, 4096, Buffer.alloc(0), 1101, 1102, { kind: 'hold', reader: 'hold' })], [gone]))).toBe(0);
     });
@@ -541,6 +543,22 @@ describe('history checker', () => {
       // the new bytes are fine, and a remap's cut (size > 0) does not count as the truncate's: it may predate it
       expect(total(check(h, [read(X, 0, h.snap(1), 1200, 1205)], [{ t: 1100, path: X, kind: 'shrink', size: 0 }]))).toBe(0);
       expect(total(check(h, [read(X, 0, old, 1200, 1205, { eof: false })], [{ t: 1100, path: X, kind: 'shrink', size: 4096 }]))).toBe(0);
+    });
+
+    it('two truncates in flight: the first one\'s withdrawal, published after the second began, does not end the second\'s window (soak, discard run)', () => {
+      const h = new H();
+      h.create(0, 1, X);
+      h.append(10, 1, 350_000);
+      h.trunc(1000, 1, 192_059); // the helper's look sees this one …
+      h.trunc(3000, 1, 21_585); // … and this one only on its next look
+      h.end(90_000);
+      const d = pattern(1, 0, 30_000, 4096); // bytes past the second cut, still served
+      const first: HostEvent = { t: 5000, path: X, kind: 'shrink', size: 0 }; // published after the second truncate began
+      const second: HostEvent = { t: 8000, path: X, kind: 'shrink', size: 0 };
+      const r = check(h, [read(X, 30_000, d, 6000, 6005, { kind: 'pread', eof: false })], [first, second]);
+      expect(total(r), JSON.stringify(r.evidence)).toBe(0);
+      expect(r.windowShrink).toBe(1);
+      expect(total(check(h, [read(X, 30_000, d, 8100, 8105, { kind: 'pread', eof: false })], [first, second]))).toBe(1);
     });
 
     it('a punched hole reads zeros; its old bytes are allowed until the host is told, then not', () => {
