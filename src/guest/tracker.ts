@@ -352,6 +352,13 @@ export class Tracker {
       try {
         const sizeBefore = fstatSync(f.fd).size;
         const { extents } = mapFile(f.fd, f.disk.fsOffset, true);
+        if (fstatSync(f.fd).size < sizeBefore) {
+          // cut while it was mapped: the map may show holes below sizeBefore where the file never had
+          // zeros (its blocks were freed). Say nothing now; inotify's look sees the shrink and withdraws.
+          f.queued = q;
+          this.kick(this.o.settleMs);
+          continue;
+        }
         const plan = planReport({ extents: f.reported, size: f.reportedSize }, sizeBefore, extents,
           { from: q.from, rewritten: q.rewritten, force: q.force, full: all });
         if (plan) plans.push({ f, extents, plan, withdrawals: f.withdrawals });
