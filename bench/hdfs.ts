@@ -1,7 +1,7 @@
 // Benchmark P6: Hadoop through the WebHDFS gateway (issue 8). Needs root (FUSE mount for the
 // baseline), Java and the Hadoop jars (scripts/build-native-hadoop.sh).
 //   node --import tsx bench/hdfs.ts        LIVEMR_BENCH_MIB=1024 sets the log's size (default 256),
-//                                          LIVEMR_BENCH_PARTS=c runs only P6c (default abc)
+//                                          LIVEMR_BENCH_PARTS=c runs only P6c (default abc; d: P6d)
 //
 // P6a  `hadoop fs -cat webhdfs://gateway/livemr_log` vs `cat` of the same composed file on the FUSE
 //      mount, both to /dev/null, image file warm in the page cache; best of 3. Goal: ratio >= 0.5.
@@ -19,6 +19,10 @@
 //      which runs nothing else meanwhile) per GiB served, OPEN bodies by sendfile(2) vs through JS
 //      buffers, for curl and for FsShell -cat inside one JVM; and wordcount over the gateway (each
 //      path) vs wordcount over a local file:// copy of the same bytes. Goal: local/gateway >= 0.97.
+// P6d  that last ratio made robust to a shared machine's swinging load: wordcount over the gateway
+//      (sendfile) and over the local file:// copy, interleaved local, gateway, gateway, local (so a
+//      load that rises or falls steadily weighs both alike), with the load average at each start;
+//      ratio = sum(local) / sum(gateway). Goal: >= 0.97. LIVEMR_BENCH_PARTS=d runs only this.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -160,6 +164,24 @@ async function main(): Promise<void> {
       if (!same) process.exitCode = 1;
     }
 
+    if (parts.includes('d')) {
+      const load = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+      const runs: { what: 'local' | 'gateway'; secs: number; load: string }[] = [];
+      const outs: Buffer[] = [];
+      for (const what of ['local', 'gateway', 'gateway', 'local'] as const) {
+        const out = path.join(dir, `wc-d-${runs.length}`);
+        const l = load();
+        const secs = await java('org.apache.hadoop.examples.ExampleDriver', ['wordcount', ...conf, what === 'local' ? `file://${hostCopy}` : `${url}/livemr_log`, `file://${out}`]);
+        runs.push({ what, secs, load: l });
+        outs.push(fs.readFileSync(path.join(out, 'part-r-00000')));
+      }
+      const sum = (w: string) => runs.filter((r) => r.what === w).reduce((a, r) => a + r.secs, 0);
+      const eq = outs.every((o) => o.equals(outs[0]!));
+      console.log(`P6d  wordcount (local job runner) over the ${SIZE / MiB} MiB log, interleaved; load average (1/5/15 min) at each start`);
+      for (const r of runs) console.log(`     ${r.what.padEnd(8)} ${r.secs.toFixed(1).padStart(7)} s   load ${r.load}`);
+      console.log(`     local/gateway ${(sum('local') / sum('gateway')).toFixed(3)}   (goal >= 0.97; per pair ${(runs[0]!.secs / runs[1]!.secs).toFixed(3)} ${(runs[3]!.secs / runs[2]!.secs).toFixed(3)})   outputs equal: ${eq}`);
+      if (!eq) process.exitCode = 1;
+    }
     if (!parts.includes('c')) return;
     // P6c: CPU of this process (the gateway) per GiB, each path; then wordcount each way
     const gib = SIZE / 2 ** 30;
