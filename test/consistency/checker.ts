@@ -275,7 +275,8 @@ export class Checker {
   private judgeUntold(): void {
     const until = this.lastHostT - (this.opts.untoldGraceMs ?? 60_000);
     for (const x of this.ends) {
-      if (x.o.h1 > until || !this.shownAt(x.path, x.key, x.o.h0) || this.told(x.path, x.key, x.o, Infinity)) continue;
+      // shown when it began and no restart before it ended (a restart within it withholds the file: nothing owed)
+      if (x.o.h1 > until || !this.shownAt(x.path, x.key, x.o.h0) || this.restartIn(x.o.h0, x.o.h1) || this.told(x.path, x.key, x.o, Infinity)) continue;
       const op = x.o.op;
       const v: Violation = {
         kind: 'd-untold', reader: 'host', path: x.path, off: 0, len: 0, s: x.o.h0, e: x.o.h1, at: 0, run: 0, got: '', candidates: [x.key],

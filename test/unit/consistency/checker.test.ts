@@ -523,6 +523,8 @@ describe('history checker', () => {
       // not judged: a name the host never showed (the refused file), or a removal within the grace before the end
       expect(total(check(h, [], [late], { untoldGraceMs: 5000 }))).toBe(0);
       expect(total(check(h, [], [shown, late], { untoldGraceMs: 8500 }))).toBe(0);
+      // nor one an agent restart overlapped (the new agent withholds the file and never shows it: soak)
+      expect(total(check(h, [], [shown, late, { t: 1000.5, path: '*', kind: 'restart', size: 0 }], { untoldGraceMs: 5000 }))).toBe(0);
     });
   });
 
