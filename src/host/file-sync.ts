@@ -85,14 +85,20 @@ export class FileSync {
   private files = new Map<number, Tracked>();
   /** which file each composition name shows: a rename over a name takes it from the file it replaced */
   private owners = new Map<string, { fileId: number; inode: string }>();
-  private queue = new Map<number, GuestFile>(); // reports waiting for the next round
+  private queue = new Map<number, GuestFile>(); // reports waiting for the next round (newest wins)
+  /**
+   * files to lay out again as last reported (the images may have changed under them: a discard, a
+   * pending tail, a new chain, a store retry). Resolved to the file's report when a round starts, never
+   * queued as a copy: a copy taken while a newer report was being applied undid it (the soak's b-shrink)
+   */
+  private recheck = new Set<number>();
   private working: Promise<void> = Promise.resolve();
   private scheduled = false;
   private retryTimer?: NodeJS.Timeout;
   private retryDelay = 100;
   private stale = new Set<string>();
   /** updates the store could not take (journal errors): retried, backing off 100 ms → 5 s */
-  private storeRetry = new Map<number, GuestFile>();
+  private storeRetry = new Set<number>();
   private storeRetryTimer?: NodeJS.Timeout;
   private storeRetryDelay = 100;
   /** journaled by an earlier run, withheld until the guest reports them again (withholdJournaled) */
@@ -153,6 +159,7 @@ export class FileSync {
   /** The guest's report of a file is over a limit: nothing of the file is served until it is reported within bounds. */
   refuse(f: GuestFile, e: LiveMrError): void {
     this.queue.delete(f.fileId);
+    this.recheck.delete(f.fileId);
     this.storeRetry.delete(f.fileId);
     this.run(async () => {
       const name = compositionName(this.o.vm, f.path);
@@ -184,6 +191,7 @@ export class FileSync {
   /** The guest stopped sharing a file. */
   removed(f: GuestFile, reason: string): void {
     this.queue.delete(f.fileId);
+    this.recheck.delete(f.fileId);
     this.refusedFiles.delete(f.fileId);
     this.run(async () => this.removeFile(f.fileId, compositionName(this.o.vm, f.path), reason));
   }
@@ -204,7 +212,7 @@ export class FileSync {
   remapAll(reload: () => Promise<void>): void {
     this.run(async () => {
       await reload();
-      for (const t of this.files.values()) this.queue.set(t.file.fileId, t.file);
+      for (const id of this.files.keys()) this.recheck.add(id);
       await this.processQueue();
     });
   }
@@ -218,7 +226,7 @@ export class FileSync {
     let n = 0;
     for (const t of this.files.values()) {
       if (t.file.disk !== serial || this.queue.has(t.file.fileId)) continue;
-      this.queue.set(t.file.fileId, t.file);
+      this.recheck.add(t.file.fileId);
       n++;
     }
     if (n === 0) return;
@@ -231,7 +239,7 @@ export class FileSync {
     let any = false;
     for (const t of this.files.values()) {
       if (t.status.pendingRanges > 0) {
-        this.queue.set(t.file.fileId, t.file);
+        this.recheck.add(t.file.fileId);
         any = true;
       }
     }
@@ -280,14 +288,22 @@ export class FileSync {
   }
 
   private async processQueue(): Promise<void> {
-    if (this.queue.size === 0) return;
-    const batch = [...this.queue.values()];
+    if (this.queue.size === 0 && this.recheck.size === 0) return;
+    const reports = new Map(this.queue);
     this.queue.clear();
+    // a file to lay out again goes as last applied, unless a newer report of it is in this round
+    const again = (id: number) => {
+      const t = this.files.get(id);
+      if (t && !reports.has(id)) reports.set(id, t.file);
+    };
+    for (const id of this.recheck) again(id);
+    this.recheck.clear();
     const t0 = Date.now();
     if (await this.o.reloadIfChanged()) {
       this.o.log.info('backing chain changed: reloading mappers and remapping every file');
-      for (const t of this.files.values()) if (!this.queue.has(t.file.fileId)) batch.push(t.file);
+      for (const id of this.files.keys()) again(id);
     }
+    const batch = [...reports.values()];
     // the helper reported these after FIEMAP_SYNC (a guest flush): QEMU's metadata on disk is
     // current, so drop every cached header/L1/L2 before translating
     await this.o.disks.invalidate(new Set(batch.map((f) => f.disk)));
@@ -370,7 +386,7 @@ export class FileSync {
         // stays only if still right (a shrink or a move is withheld in memory at once)
         if (!servedStillValid(store, name, f.size, layout) && store.withhold(name)) this.o.onChange?.(vm, f.path, 0, 'removed');
         status.servedSize = store.get(name)?.segments.size ?? 0;
-        this.storeRetry.set(f.fileId, f);
+        this.storeRetry.add(f.fileId);
         this.scheduleStoreRetry(this.journalBudget!.waitMs());
         return false;
       }
@@ -455,7 +471,7 @@ export class FileSync {
     status.storeError = e.message;
     status.servedSize = store.get(name)?.segments.size ?? 0;
     this.o.log.error('cannot store a file update; retrying', { file: name, error: e.message });
-    this.storeRetry.set(f.fileId, f);
+    this.storeRetry.add(f.fileId);
     this.scheduleStoreRetry();
     return 'retry';
   }
@@ -483,10 +499,10 @@ export class FileSync {
         // updates waiting for the journal rate: only as many as it allows now (the rest wait on),
         // so a VM over its rate does not have all its files laid out again on every retry
         let room = this.journalBudget ? Math.max(1, this.journalBudget.available()) : Infinity;
-        for (const [id, f] of this.storeRetry) {
+        for (const id of this.storeRetry) {
           if (room-- <= 0) break;
           this.storeRetry.delete(id);
-          if (!this.queue.has(id) && this.files.has(id)) this.queue.set(id, f);
+          this.recheck.add(id);
         }
         await this.processQueue();
         if (this.storeRetry.size || this.o.store.owedRemovals().length) {
