@@ -119,7 +119,7 @@ export class Composition {
 
 // --- journal records: u32le json length | json header | n x (u32le source, f64le offset, f64le length)
 type Op =
-  | { op: 'compose'; name: string; t: number; directIo?: boolean; sources: string[]; n: number }
+  | { op: 'compose'; name: string; t: number; directIo?: boolean; sources: string[]; n: number; cut?: number }
   | { op: 'fill'; name: string; t: number; at: number; sources: string[]; n: number }
   | { op: 'truncate'; name: string; t: number; length: number }
   | { op: 'remove'; name: string };
@@ -176,6 +176,7 @@ function applyOp(files: Map<string, Composition>, op: Op, segs: Buffer): void {
   if (!c) throw new Error(`${op.op} of unknown file ${op.name}`);
   if (op.op === 'truncate') c.segments.truncate(op.length);
   else {
+    if (op.op === 'compose' && op.cut !== undefined) c.segments.truncate(op.cut);
     const map = op.sources.map((f) => c.sourceIndex(f));
     for (let p = 0; p < segs.length; p += SEG_BYTES) {
       const s = segs.readUInt32LE(p);
@@ -316,6 +317,24 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
     return this.compose(name, specs);
   }
 
+  /**
+   * Replaces everything from `at` on with `specs`, in one step and one journal record (a remap from
+   * `at`): a reader sees the old bytes or the new ones, never the file cut short at `at` in between,
+   * which a truncate then an append showed it (and the kernel could cache that short read's zeros).
+   */
+  replaceFrom(name: string, at: number, specs: SegmentSpec[]): CompositionInfo {
+    this.open_();
+    const c = this.must(name);
+    if (!Number.isSafeInteger(at) || at < 0 || at > c.segments.size) throw new FsError('EBADSEGMENT', `bad offset ${at}`);
+    if (!Array.isArray(specs)) throw new FsError('EBADSEGMENT', 'segments must be an array');
+    specs.forEach(checkSpec);
+    const total = specs.reduce((a, x) => a + x.length, at);
+    if (total > Number.MAX_SAFE_INTEGER) throw new FsError('ETOOBIG', `${name} would exceed 2^53 bytes`);
+    const { sources, segs } = toRecord(specs);
+    const op: Op = { op: 'compose', name, t: Date.now(), sources, n: segs.length, cut: at };
+    return this.commit(op, encode(op, segs));
+  }
+
   /** Places a source range into a zero-fill region of an existing file. */
   fill(name: string, at: number, spec: { file: string; offset: number; length: number }): CompositionInfo {
     this.open_();
@@ -412,7 +431,8 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
     this.apply(op, segs);
     const c = this.files.get(op.name)!;
     const inval =
-      op.op === 'fill' ? op.at : op.op === 'truncate' ? Math.min(oldSize, op.length) : before ? oldSize : -1;
+      op.op === 'fill' ? op.at : op.op === 'truncate' ? Math.min(oldSize, op.length)
+        : op.op === 'compose' && op.cut !== undefined ? Math.min(oldSize, op.cut) : before ? oldSize : -1;
     this.emit('change', op.name, c, inval);
     this.maybeCompact();
     return c.info();

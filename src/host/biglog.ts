@@ -107,9 +107,11 @@ export class BigLogs {
     if (first < 0) return;
     let at = 0;
     for (let i = 0; i < first; i++) at += def.chunks[i]!.to - def.chunks[i]!.from;
-    this.store.truncate(name, at);
     const rest = def.chunks.splice(first);
-    for (const c of rest) this.append(name, def, c.source, c.from, c.to);
+    // cut and regrown in one store change: a reader never sees the BigLog end at `at` in between
+    const segs = rest.flatMap((c) => this.sourceSegments(def, c.source, c.from, c.to));
+    this.store.replaceFrom(name, at, segs);
+    def.chunks.push(...rest);
     this.log.info('BigLog rebuilt after a source shrank or went away', { biglog: name, from: at });
   }
 

@@ -125,8 +125,8 @@ export function publish(store: CompositionStore, name: string, guestSize: number
     if (remap) Object.assign(remap, { at: keep, was: served.find((s) => s.at <= keep && keep < s.at + s.length), now: keep < target ? sliceSegments(layout.segments, keep, keep + 1)[0] : undefined });
   }
   if (guestSize < cur && keep > guestSize) keep = guestSize; // the guest file shrank
-  if (keep < cur && (result === 'remapped' || guestSize < cur)) {
-    store.truncate(name, keep);
+  const cut = keep < cur && (result === 'remapped' || guestSize < cur);
+  if (cut) {
     if (result !== 'remapped') result = 'truncated';
   } else {
     keep = cur; // a pending tail never shrinks what is served
@@ -134,8 +134,12 @@ export function publish(store: CompositionStore, name: string, guestSize: number
   // content changed in place below what stays served: the page cache must not keep the old bytes
   if (changedFrom < keep) store.invalidate(name, changedFrom);
   if (target > keep) {
-    store.append(name, sliceSegments(layout.segments, keep, target));
+    const next = sliceSegments(layout.segments, keep, target);
+    // a cut and regrowth in one step: no reader sees the file end at `keep` in between
+    if (cut) store.replaceFrom(name, keep, next); else store.append(name, next);
     if (result === 'unchanged') result = 'grown';
+  } else if (cut) {
+    store.truncate(name, keep);
   }
   return result;
 }

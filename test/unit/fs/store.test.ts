@@ -64,6 +64,28 @@ describe('CompositionStore', () => {
     s.close();
   });
 
+  it('replaceFrom: a cut and regrowth in one change and one record (no reader sees the file end at the cut), replayed alike', () => {
+    const s = CompositionStore.open(dir);
+    s.compose('a', [{ file: '/x', offset: 0, length: 100 }, { file: '/y', offset: 0, length: 50 }]);
+    const seen: [number, number][] = [];
+    s.on('change', (_n, c, inval) => seen.push([c.segments.size, inval]));
+    const shrinks: number[] = [];
+    s.get('a')!.segments.onShrink((size) => shrinks.push(size)); // the sendfile path still hears the cut
+    const journal = fs.statSync(path.join(dir, 'compositions.journal')).size;
+    s.replaceFrom('a', 60, [{ file: '/z', offset: 7, length: 120 }]);
+    expect(seen).toEqual([[180, 60]]);
+    expect(shrinks).toEqual([60]);
+    const want = [{ at: 0, file: '/x', offset: 0, length: 60 }, { at: 60, file: '/z', offset: 7, length: 120 }];
+    expect(s.segments('a')).toEqual(want);
+    expect(fs.statSync(path.join(dir, 'compositions.journal')).size).toBeGreaterThan(journal);
+    expect(() => s.replaceFrom('a', 181, [])).toThrow(FsError);
+    expect(() => s.replaceFrom('nope', 0, [])).toThrow(FsError);
+    s.close();
+    const r = CompositionStore.open(dir);
+    expect(r.segments('a')).toEqual(want);
+    r.close();
+  });
+
   it('rejects bad input with typed errors and journals nothing', () => {
     const s = CompositionStore.open(dir);
     s.compose('ok', [{ file: '/x', offset: 0, length: 1 }]);

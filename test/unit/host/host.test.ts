@@ -132,6 +132,13 @@ describe('layout and publish on a real qcow2 image', () => {
     // where it began, what was served there (image offset 100), what is now (image offset 5000)
     expect(remap).toMatchObject({ at: 100, was: { at: 0, offset: 0, length: 150 }, now: { offset: 5000, length: 1 } });
     expect(store.segments('f').map((s) => [s.at, s.offset, s.length])).toEqual([[0, 0, 100], [100, 5000, 100]]);
+    // a remap is one change of the store: the mount never shows the file cut at the remap point
+    const sizes: number[] = [];
+    const onChange = (_n: string, c: { segments: { size: number } }) => sizes.push(c.segments.size);
+    store.on('change', onChange);
+    expect(publish(store, 'f', 200, lay([seg(0, 50), seg(9000, 150)], 200))).toBe('remapped');
+    store.off('change', onChange);
+    expect(sizes).toEqual([200]);
     expect(publish(store, 'f', 200, { segments: [], servable: 0, pending: [], after: [], refused: 'x' })).toBe('refused');
     expect(store.get('f')).toBeUndefined();
   });
