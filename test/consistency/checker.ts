@@ -302,10 +302,13 @@ export class Checker {
     return this.restartsAt.some((t) => t > a && t < b);
   }
 
-  /** Did the host publish a shrink or removal of `key`'s file at `path` at or after `from`, before `s`? */
+  /** Did the host publish a removal or a withdrawal to 0 of `key`'s file at `path` at or after `from`, before `s`? */
   private toldAt(path: string, key: number, from: number, s: number): boolean {
     const l = this.ended.get(path) ?? [];
-    for (let i = firstAtOrAfter(l, from); i < l.length && l[i]!.t < s; i++) if (this.concerns(l[i]!, key)) return true;
+    for (let i = firstAtOrAfter(l, from); i < l.length && l[i]!.t < s; i++) {
+      const e = l[i]!;
+      if ((e.kind === 'remove' || e.size === 0) && this.concerns(e, key)) return true;
+    }
     return false;
   }
 
@@ -422,6 +425,11 @@ export class Checker {
    * Has the host published a change of `path` since `o` began, before `s`? (the end of o's window)
    * A restart ends the window of every op that had ended before it: the new agent serves only what
    * the guest reported again.
+   */
+  /**
+   * Was the host told of unlink or rename-away `o` before `s`: the file's removal or its withdrawal
+   * to 0, or a restart — not a remap's cut (a re-verify of the file the host still shows, e.g. after a
+   * discard, cuts it where its freed blocks were reused and regrows it: the host is not told by that).
    */
   private told(path: string, key: number, o: Op, s: number): boolean {
     return this.toldAt(path, key, o.h0, s) || this.restartIn(o.h1, s);

@@ -322,6 +322,20 @@ describe('history checker', () => {
       expect(total(check(h, [read(Y, 0, pattern(2, 0, 0, 4096), 2050)], [{ t: 2100, path: Y, kind: 'remove', size: 0 }]))).toBe(0);
     });
 
+    it('an unlinked file\'s window is not ended by a remap\'s cut: only its removal (or a withdrawal to 0) tells the host (soak: a re-verify remapped a file already unlinked)', () => {
+      // key 2 at Y (inode 22) unlinked at 2000; its freed blocks are reused (zeros now) and a discard
+      // re-verify remaps the file the host still shows, cutting it back to 4096 and regrowing it (3000)
+      const h = hist();
+      h.unlink(2000, 2, Y);
+      const served = Buffer.from(pattern(2, 0, 0, 16384));
+      served.fill(0, 8192); // the reused blocks
+      const remap = { t: 3000, path: Y, kind: 'shrink' as const, size: 4096 };
+      const before = check(h, [read(Y, 0, served, 3500)], [remap, { t: 5000, path: Y, kind: 'remove', size: 0 }]);
+      expect(total(before), JSON.stringify(before.evidence)).toBe(0);
+      // once the host removed it, the same bytes are wrong
+      expect(total(check(h, [read(Y, 0, served, 5500)], [remap, { t: 5000, path: Y, kind: 'remove', size: 0 }]))).toBeGreaterThan(0);
+    });
+
     it('a host event ends only the window of the inode it names (a lagging host starts serving a file already unlinked)', () => {
       // churn: key 1 (inode 11) at Y unlinked, key 2 (inode 12) created there and unlinked too, all
       // before the host switched the name from key 1 to key 2 (4500: key 1 removed, key 2 shown) and removed key 2 (9000)
