@@ -350,7 +350,11 @@ export class Tracker {
       const q = f.queued!;
       f.queued = undefined;
       try {
-        const sizeBefore = fstatSync(f.fd).size;
+        const before = fstatSync(f.fd);
+        // unlinked since the last look: its name is another file's or nobody's, and its blocks go
+        // back to the file system once we let go of it — never report it, remove it
+        if (before.nlink === 0) { this.removeFile(f, 'deleted'); continue; }
+        const sizeBefore = before.size;
         const { extents } = mapFile(f.fd, f.disk.fsOffset, true);
         if (fstatSync(f.fd).size < sizeBefore) {
           // cut while it was mapped: the map may show holes below sizeBefore where the file never had
@@ -375,6 +379,9 @@ export class Tracker {
       // and a report from above 0 would leave the host a hole (zeros) below it. The report queued
       // with the withdrawal describes the file from 0.
       if (f.withdrawals !== withdrawals) continue;
+      // unlinked while this plan waited for the flush (a stale report would show it again at a name
+      // another file took: the soak's churn file shown again 5 s after its unlink)
+      if (unlinked(f.fd)) { this.removeFile(f, 'deleted'); continue; }
       // a shrink seen here first: withdraw it all at once too, in order before the report (report.ts)
       if (plan.withdraw) this.emit({ type: 'truncate', fileId: f.id, size: 0 });
       const base = { fileId: f.id, inode: f.ino, generation: f.generation, path: f.path, disk: f.disk.serial, size: plan.size, from: plan.from, rewritten: plan.rewritten };
@@ -445,6 +452,11 @@ function statusText(s: ShareStatus): string {
     'not-found': 'no such file', 'not-regular': 'not a regular file', 'not-mappable': 'not stored as plain disk blocks',
     'unsupported-device': 'not on a plain virtio disk', failed: 'failed',
   } satisfies Record<ShareStatus, string>)[s];
+}
+
+/** Whether the open file has no name left (or cannot be looked at any more). */
+function unlinked(fd: number): boolean {
+  try { return fstatSync(fd).nlink === 0; } catch { return true; }
 }
 
 /** fsync on the whole-disk node: a cache flush, which makes QEMU write its qcow2 metadata. */
