@@ -11,20 +11,16 @@
 //   which the hosts file names nodeHosts[i], and registers under that name (no /etc/hosts change;
 //   clients that talk to the job's ApplicationMaster need `jvm`, which carries the hosts file).
 // - Lean memory for 2 cores / 24 GiB: one 768 MiB JVM for the daemons, 512 MiB containers.
-// - Never left running: the cluster stops when its stdin closes (stop(), or this process dying);
-//   stop() then kills by PID what is left (the JVM, containers whose command line names the work dir).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+// - Never left running (test/hadoop/jvm.ts): stop() also kills containers naming the work dir.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestUser } from '../harness/users.js';
+import { ADD_OPENS, JvmWorkDir } from './jvm.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-/** Java 17 needs these for Hadoop 3.4's Guice/cglib and reflection (the hadoop scripts add them). */
-export const ADD_OPENS = ['java.lang', 'java.util', 'java.util.concurrent', 'java.net', 'java.io', 'java.lang.reflect', 'sun.nio.ch']
-  .map((p) => `--add-opens=java.base/${p}=ALL-UNNAMED`);
 
 export interface Cluster {
   /** hdfs://localhost:PORT */
@@ -52,50 +48,19 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** Every PID whose command line mentions `needle` (the containers of this cluster). */
-function pidsMentioning(needle: string): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(needle)) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
 export async function startCluster(opts: { nodeManagers?: number; nodeHosts?: string[]; conf?: Record<string, string>; timeoutMs?: number } = {}): Promise<Cluster> {
   const nms = opts.nodeHosts?.length ?? opts.nodeManagers ?? 1;
   if (opts.nodeHosts && opts.nodeManagers !== undefined && opts.nodeManagers !== nms) throw new Error('nodeHosts names one host per NodeManager');
   if (nms > 250) throw new Error('at most 250 NodeManagers (127.0.0.2-251)');
   const r = execFileSync('bash', [path.join(root, 'scripts/build-native-hadoop.sh'), '--print', 'cluster'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   const cache = r.trim();
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-yarn-'));
   const user = createTestUser('lmryarn');
+  const dir = new JvmWorkDir('livemr-yarn-', () => user.remove());
+  const work = dir.dir;
   const { uid, gid } = user;
-  let child: ChildProcess | undefined;
-  const stop = async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((res) => child!.once('close', res));
-      child.stdin?.end();
-      const t = setTimeout(() => child!.kill('SIGKILL'), 60_000);
-      await gone;
-      clearTimeout(t);
-    }
-    for (const pid of pidsMentioning(work)) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    fs.rmSync(work, { recursive: true, force: true });
-    user.remove();
-  };
+  const stop = () => dir.stop();
   try {
-    for (const d of ['jars', 'conf', 'classes']) {
-      try {
-        execFileSync('cp', ['-al', path.join(cache, d), path.join(work, d)]);
-      } catch {
-        execFileSync('cp', ['-r', path.join(cache, d), path.join(work, d)]);
-      }
-    }
+    dir.linkFrom(cache, ['jars', 'conf', 'classes']);
     fs.rmSync(path.join(work, 'conf', 'core-site.xml')); // the cluster writes the live one
     fs.writeFileSync(path.join(work, 'hosts'), `127.0.0.1 localhost ${os.hostname()}\n${(opts.nodeHosts ?? []).map((h, i) => `127.0.0.${2 + i} ${h}\n`).join('')}`);
     const jars = path.join(work, 'jars');
@@ -129,32 +94,9 @@ export async function startCluster(opts: { nodeManagers?: number; nodeHosts?: st
       ...(opts.nodeHosts ? { 'livemr.nodemanager.hosts': opts.nodeHosts.join(',') } : {}),
       ...opts.conf,
     };
-    execFileSync('chown', ['-R', `${uid}:${gid}`, work]);
-    fs.chmodSync(work, 0o755);
-    const log = path.join(work, 'cluster.log');
-    const logFd = fs.openSync(log, 'w');
-    child = spawn('java', ['-Xmx768m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', ...jvm, '-cp', `${path.join(work, 'conf')}:${path.join(work, 'classes')}:${jars}/*`,
-      'LiveMRCluster', work, String(nms), ...Object.entries(conf).map(([k, v]) => `${k}=${v}`)], {
-      cwd: work, uid, gid, stdio: ['pipe', 'pipe', logFd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work, LANG: 'C.UTF-8' },
-    });
-    fs.closeSync(logFd);
-    const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      let buf = '';
-      const timer = setTimeout(() => reject(new Error(`the cluster did not start in time; log: ${log}`)), opts.timeoutMs ?? 300_000);
-      child!.stdout!.on('data', (b: Buffer) => {
-        buf += b.toString();
-        const m = /LIVEMR-CLUSTER-READY (\{.*\})\n/.exec(buf);
-        if (m) {
-          clearTimeout(timer);
-          resolve(JSON.parse(m[1]!) as Record<string, unknown>);
-        }
-        if (buf.length > 1 << 20) buf = buf.slice(-4096);
-      });
-      child!.once('close', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the cluster exited ${code} before it was ready: ${fs.readFileSync(log, 'utf8').split('\n').filter((l) => /Exception|Error/.test(l)).slice(0, 5).join('\n')}`));
-      });
-      child!.once('error', reject);
+    const { ready, log } = await dir.start({
+      heap: '-Xmx768m', jvm, mainClass: 'LiveMRCluster', args: [work, String(nms), ...Object.entries(conf).map(([k, v]) => `${k}=${v}`)],
+      uid, gid, readyMarker: 'LIVEMR-CLUSTER-READY', what: 'cluster', timeoutMs: opts.timeoutMs ?? 300_000,
     });
     const confDir = path.join(work, 'conf');
     return {

@@ -9,16 +9,15 @@
 //   host's name to 127.0.0.1.
 // - Configured from the export's own settings (export.json `settings`, the hdfs-site.xml it wrote),
 //   plus a DISK directory for the DataNode and the addresses.
-// - Never left running: the JVM stops when its stdin closes (stop(), or this process dying); stop()
-//   then kills by PID whatever still names the work directory.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+// - Never left running (test/hadoop/jvm.ts).
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { TestUser } from '../harness/users.js';
-import { ADD_OPENS } from './cluster.js';
+import { ADD_OPENS, JvmWorkDir } from './jvm.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -49,43 +48,14 @@ export async function providedJars(): Promise<string> {
   return (jarsDir = r.stdout.trim());
 }
 
-function pidsMentioning(needle: string): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    try {
-      if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(needle)) out.push(Number(d));
-    } catch { /* gone */ }
-  }
-  return out;
-}
-
 export async function startProvided(opts: { user: TestUser; settings: Record<string, string>; conf?: Record<string, string>; timeoutMs?: number }): Promise<ProvidedCluster> {
   const cache = await providedJars();
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-provided-'));
+  const dir = new JvmWorkDir('livemr-provided-');
+  const work = dir.dir;
   const { uid, gid } = opts.user;
-  let child: ChildProcess | undefined;
-  const stop = async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((res) => child!.once('close', res));
-      child.stdin?.end();
-      const t = setTimeout(() => child!.kill('SIGKILL'), 60_000);
-      await gone;
-      clearTimeout(t);
-    }
-    for (const pid of pidsMentioning(work)) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    fs.rmSync(work, { recursive: true, force: true });
-  };
+  const stop = () => dir.stop();
   try {
-    for (const d of ['jars', 'classes']) {
-      try {
-        execFileSync('cp', ['-al', path.join(cache, d), path.join(work, d)]);
-      } catch {
-        execFileSync('cp', ['-r', path.join(cache, d), path.join(work, d)]);
-      }
-    }
+    dir.linkFrom(cache, ['jars', 'classes']);
     fs.mkdirSync(path.join(work, 'conf'));
     // WARN, but what the PROVIDED machinery and safe mode say at INFO (the log is read on failure)
     fs.writeFileSync(path.join(work, 'conf', 'log4j.properties'), [
@@ -119,37 +89,13 @@ export async function startProvided(opts: { user: TestUser; settings: Record<str
       'dfs.block.scanner.volume.bytes.per.second': '0',
       ...opts.conf,
     };
-    execFileSync('chown', ['-R', `${uid}:${gid}`, work]);
-    fs.chmodSync(work, 0o755);
-    const log = path.join(work, 'provided.log');
-    const logFd = fs.openSync(log, 'w');
-    child = spawn('java', ['-Xmx512m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', ...jvm, '-cp', `${path.join(work, 'conf')}:${path.join(work, 'classes')}:${path.join(work, 'jars')}/*`,
-      'ProvidedHdfs', work, ...Object.entries(conf).map(([k, v]) => `${k}=${v}`)], {
-      cwd: work, uid, gid, stdio: ['pipe', 'pipe', logFd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work, LANG: 'C.UTF-8' },
-    });
-    fs.closeSync(logFd);
-    const ready = await new Promise<Record<string, string>>((resolve, reject) => {
-      let buf = '';
-      const timer = setTimeout(() => reject(new Error(`the NameNode/DataNode did not start in time; the last lines of its log:\n${fs.readFileSync(log, 'utf8').split('\n').slice(-40).join('\n')}`)), opts.timeoutMs ?? 180_000);
-      child!.stdout!.on('data', (b: Buffer) => {
-        buf += b.toString();
-        const m = /LIVEMR-PROVIDED-READY (\{.*\})\n/.exec(buf);
-        if (m) {
-          clearTimeout(timer);
-          resolve(JSON.parse(m[1]!) as Record<string, string>);
-        }
-        if (buf.length > 1 << 20) buf = buf.slice(-4096);
-      });
-      child!.once('close', (code) => {
-        clearTimeout(timer);
-        const lines = fs.readFileSync(log, 'utf8').split('\n');
-        reject(new Error(`the NameNode/DataNode exited ${code} before it was ready:\n${lines.filter((l) => /Exception|Error|FATAL/.test(l)).slice(0, 8).join('\n')}\n--- last lines of its log:\n${lines.slice(-40).join('\n')}`));
-      });
-      child!.once('error', reject);
+    const { ready, log } = await dir.start({
+      heap: '-Xmx512m', jvm, mainClass: 'ProvidedHdfs', args: [work, ...Object.entries(conf).map(([k, v]) => `${k}=${v}`)],
+      uid, gid, readyMarker: 'LIVEMR-PROVIDED-READY', what: 'NameNode/DataNode', timeoutMs: opts.timeoutMs ?? 180_000,
     });
     const confDir = path.join(work, 'conf');
     return {
-      fs: ready.fs!, http: ready.http!, blockPoolId: ready.blockPoolId!, confDir, classpath: `${confDir}:${path.join(work, 'jars')}/*`, jvm, diskDir, work, log, stop,
+      fs: String(ready.fs), http: String(ready.http), blockPoolId: String(ready.blockPoolId), confDir, classpath: `${confDir}:${path.join(work, 'jars')}/*`, jvm, diskDir, work, log, stop,
     };
   } catch (e) {
     // keep the log readable in the error; the work directory goes

@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ComposedMount, CompositionStore, type SegmentSpec } from '../../src/fs/index.js';
 import type { ExportResult } from '../../src/provided/index.js';
+import { words, wordCount } from '../hadoop/wordcount.js';
 import { fsShell, hadoopClasspath, runJava, type ShellResult } from '../hadoop/hadoop.js';
 import { providedJars, startProvided, type ProvidedCluster } from '../hadoop/provided.js';
 import { createTestUser, type TestUser } from '../harness/users.js';
@@ -66,23 +67,7 @@ function expected(s: SegmentSpec[]): Buffer {
   }));
 }
 
-function words(n: number, seed: number): string {
-  const vocab = ['kvm', 'guest', 'log', 'error', 'warn', 'info', 'hadoop', 'block', 'provided', 'namenode', 'live', 'mr', 'disk', 'fuse'];
-  let x = seed;
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    out.push(vocab[x % vocab.length]! + (x % 7 === 0 ? String(x % 100) : ''), x % 11 === 0 ? '\n' : ' ');
-  }
-  return out.join('') + '\n';
-}
-
-/** Word count the way WordCount tokenizes (StringTokenizer), in Text byte order. */
-function wordCount(data: Buffer): string {
-  const counts = new Map<string, number>();
-  for (const w of data.toString('latin1').split(/[ \t\n\r\f]+/)) if (w) counts.set(w, (counts.get(w) ?? 0) + 1);
-  return [...counts].sort(([a], [b]) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'))).map(([w, c]) => `${w}\t${c}\n`).join('');
-}
+const VOCAB = ['kvm', 'guest', 'log', 'error', 'warn', 'info', 'hadoop', 'block', 'provided', 'namenode', 'live', 'mr', 'disk', 'fuse'];
 
 const ok = (r: ShellResult) => {
   if (r.rc !== 0) throw new Error(`rc=${r.rc}: ${r.err}`);
@@ -95,8 +80,8 @@ beforeAll(async () => {
   jars = await providedJars();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-hdfs-provided-'));
   fs.chmodSync(dir, 0o711); // the DataNode's account reaches the mount below
-  const text1 = words(170_000, 7);
-  const text2 = words(120_000, 11);
+  const text1 = words(170_000, 7, VOCAB);
+  const text2 = words(120_000, 11, VOCAB);
   img1 = makeImage('disk1.img', 12, { at: 8 * MiB, data: text1 });
   img2 = makeImage('disk2.img', 8, { at: 4 * MiB, data: text2 });
   specs.mixed = [

@@ -23,6 +23,7 @@ import { startGateway, type Gateway } from '../../src/hdfs/server.js';
 import { storeSource } from '../../src/hdfs/source.js';
 import { JobRunner, type JobRecord } from '../../src/panel/jobs.js';
 import { startCluster, type Cluster } from '../hadoop/cluster.js';
+import { words, wordCount } from '../hadoop/wordcount.js';
 import { fsShell, hadoopClasspath, runJava } from '../hadoop/hadoop.js';
 import { createTestUser, type TestUser } from '../harness/users.js';
 import { until } from '../harness/wait.js';
@@ -41,23 +42,7 @@ let near1: Buffer;
 let far: Buffer;
 const NM_HOSTS = ['nm0.livemr.test', 'nm1.livemr.test'];
 
-function words(n: number, seed: number): string {
-  const vocab = ['kvm', 'guest', 'log', 'error', 'warn', 'info', 'hadoop', 'yarn', 'block', 'copy', 'live', 'mr', 'disk'];
-  let x = seed;
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    out.push(vocab[x % vocab.length]! + (x % 7 === 0 ? String(x % 100) : ''), x % 11 === 0 ? '\n' : ' ');
-  }
-  return out.join('') + '\n';
-}
-
-/** Word count the way WordCount tokenizes (StringTokenizer), in Text byte order. */
-function wordCount(data: Buffer): string {
-  const counts = new Map<string, number>();
-  for (const w of data.toString('latin1').split(/[ \t\n\r\f]+/)) if (w) counts.set(w, (counts.get(w) ?? 0) + 1);
-  return [...counts].sort(([a], [b]) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'))).map(([w, c]) => `${w}\t${c}\n`).join('');
-}
+const VOCAB = ['kvm', 'guest', 'log', 'error', 'warn', 'info', 'hadoop', 'yarn', 'block', 'copy', 'live', 'mr', 'disk'];
 
 /** A composition of a text laid out in 256 KiB pieces in reverse order in an image file. */
 function composeText(store: CompositionStore, name: string, text: string): Buffer {
@@ -117,9 +102,9 @@ beforeAll(async () => {
   const a = await agent('agent-a', NM_HOSTS[0]!, agg.url);
   const b = await agent('agent-b', NM_HOSTS[1]!, agg.url);
   const c = await agent('agent-c', 'elsewhere.invalid', agg.url);
-  near0 = composeText(a.store, 'near0.log', words(200_000, 3));
-  near1 = composeText(b.store, 'near1.log', words(170_000, 7));
-  far = composeText(c.store, 'far.log', words(150_000, 5));
+  near0 = composeText(a.store, 'near0.log', words(200_000, 3, VOCAB));
+  near1 = composeText(b.store, 'near1.log', words(170_000, 7, VOCAB));
+  far = composeText(c.store, 'far.log', words(150_000, 5, VOCAB));
   for (const x of [a, b, c]) await x.rep.start();
   expect(aggregator.list().map((f) => f.name)).toEqual(['livemr_far.log', 'livemr_near0.log', 'livemr_near1.log']);
 }, 420_000);

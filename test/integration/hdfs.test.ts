@@ -19,6 +19,7 @@ import { Aggregator } from '../../src/hdfs/aggregator.js';
 import { LocalNamespace } from '../../src/hdfs/namespace.js';
 import { startGateway, type Gateway } from '../../src/hdfs/server.js';
 import { storeSource } from '../../src/hdfs/source.js';
+import { words, wordCount } from '../hadoop/wordcount.js';
 import { fsShell, hadoopClasspath, runJava, type ShellResult } from '../hadoop/hadoop.js';
 
 const MiB = 1024 * 1024;
@@ -63,27 +64,7 @@ function expected(specs: SegmentSpec[]): Buffer {
   );
 }
 
-function words(n: number, seed: number): string {
-  const vocab = ['kvm', 'guest', 'log', 'error', 'warn', 'info', 'hadoop', 'block', 'zero', 'copy', 'live', 'mr', 'disk', 'ext4'];
-  let x = seed;
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    out.push(vocab[x % vocab.length]! + (x % 7 === 0 ? String(x % 100) : ''));
-    out.push(x % 11 === 0 ? '\n' : x % 13 === 0 ? '\t' : ' ');
-  }
-  return out.join('') + '\n';
-}
-
-/** Word count the way Hadoop's WordCount tokenizes (java.util.StringTokenizer), in Text byte order. */
-function wordCount(data: Buffer): string {
-  const counts = new Map<string, number>();
-  for (const w of data.toString('latin1').split(/[ \t\n\r\f]+/)) if (w) counts.set(w, (counts.get(w) ?? 0) + 1);
-  return [...counts]
-    .sort(([a], [b]) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')))
-    .map(([w, c]) => `${w}\t${c}\n`)
-    .join('');
-}
+const VOCAB = ['kvm', 'guest', 'log', 'error', 'warn', 'info', 'hadoop', 'block', 'zero', 'copy', 'live', 'mr', 'disk', 'ext4'];
 
 async function agentGateway(stateDir: string, host: string, users: string[] | '*' = '*') {
   const store = CompositionStore.open(stateDir);
@@ -108,8 +89,8 @@ let text1: string, text2: string;
 beforeAll(() => {
   hadoopClasspath(); // resolves the jars once (cached between runs)
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'livemr-hdfs-it-'));
-  text1 = words(60_000, 7);
-  text2 = words(45_000, 11);
+  text1 = words(60_000, 7, VOCAB, { tabs: true });
+  text2 = words(45_000, 11, VOCAB, { tabs: true });
   img1 = makeImage('disk1.img', 12, { at: 8 * MiB, data: text1 });
   img2 = makeImage('disk2.img', 8, { at: 4 * MiB, data: text2 });
   mixedSpecs = [
