@@ -300,15 +300,7 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
   compose(name: string, specs: SegmentSpec[], opts: ComposeOptions = {}): CompositionInfo {
     this.open_();
     checkName(name);
-    if (!Array.isArray(specs)) throw new FsError('EBADSEGMENT', 'segments must be an array');
-    specs.forEach(checkSpec);
-    const cur = this.files.get(name);
-    const total = specs.reduce((a, s) => a + s.length, cur?.segments.size ?? 0);
-    if (total > Number.MAX_SAFE_INTEGER) throw new FsError('ETOOBIG', `${name} would exceed 2^53 bytes`);
-    const { sources, segs } = toRecord(specs);
-    const op: Op = { op: 'compose', name, t: Date.now(), sources, n: segs.length };
-    if (opts.directIo !== undefined) op.directIo = opts.directIo;
-    return this.commit(op, encode(op, segs));
+    return this.composeFrom(name, specs, this.files.get(name)?.segments.size ?? 0, opts.directIo === undefined ? {} : { directIo: opts.directIo });
   }
 
   /** Extends an existing file. */
@@ -326,12 +318,17 @@ export class CompositionStore extends EventEmitter<StoreEvents> {
     this.open_();
     const c = this.must(name);
     if (!Number.isSafeInteger(at) || at < 0 || at > c.segments.size) throw new FsError('EBADSEGMENT', `bad offset ${at}`);
+    return this.composeFrom(name, specs, at, { cut: at });
+  }
+
+  /** Checks `specs` and commits one compose record placing them at `base` (the end, or `cut`). */
+  private composeFrom(name: string, specs: SegmentSpec[], base: number, extra: { directIo?: boolean; cut?: number }): CompositionInfo {
     if (!Array.isArray(specs)) throw new FsError('EBADSEGMENT', 'segments must be an array');
     specs.forEach(checkSpec);
-    const total = specs.reduce((a, x) => a + x.length, at);
+    const total = specs.reduce((a, s) => a + s.length, base);
     if (total > Number.MAX_SAFE_INTEGER) throw new FsError('ETOOBIG', `${name} would exceed 2^53 bytes`);
     const { sources, segs } = toRecord(specs);
-    const op: Op = { op: 'compose', name, t: Date.now(), sources, n: segs.length, cut: at };
+    const op: Op = { op: 'compose', name, t: Date.now(), sources, n: segs.length, ...extra };
     return this.commit(op, encode(op, segs));
   }
 
